@@ -1,0 +1,13 @@
+//! An access cluster (auth, proxy and node services) built around disaster
+//! recovery. See DESIGN.md at the repository root for the map of the house:
+//! `cli` drives `backend` (cluster state) through `config` (storage configs).
+//!
+//! Data flows one way: `cli -> backend`; nothing below `cli` points up, and
+//! `config` is a leaf that any layer may read.
+
+pub mod backend;
+pub mod cli;
+pub mod config;
+
+/// The version of this build, as printed by `teleport version`.
+pub const VERSION: &str = env!("CARGO_PKG_VERSION");
