@@ -11,7 +11,7 @@ use anyhow::{Context, bail};
 use clap::{Args, Subcommand};
 use futures::StreamExt;
 
-use super::output::{Format, ItemView, rfc3339, write_yaml};
+use super::output::{Format, ItemView, rfc3339_millis, write_yaml};
 use crate::backend::registry::{self, OpenOptions};
 use crate::backend::{Backend, Item, ItemsParams, Key};
 use crate::config;
@@ -123,7 +123,7 @@ async fn ls(b: &dyn Backend, prefix: Option<&str>, format: Format) -> anyhow::Re
             Format::Text => writeln!(
                 w,
                 "{:<25} {:<36} {}",
-                item.expires.map(rfc3339).unwrap_or_else(|| "never".into()),
+                item.expires.map(rfc3339_millis).unwrap_or_else(|| "never".into()),
                 item.revision,
                 item.key
             )?,

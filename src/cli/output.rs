@@ -62,10 +62,16 @@ impl ItemView {
     }
 }
 
-/// RFC 3339 in UTC with seconds precision (and fraction when present).
+/// RFC 3339 in UTC, with the fraction when there is one.
 pub fn rfc3339(t: SystemTime) -> String {
     let dt: chrono::DateTime<chrono::Utc> = t.into();
     dt.to_rfc3339_opts(chrono::SecondsFormat::AutoSi, true)
+}
+
+/// RFC 3339 in UTC with milliseconds: a fixed width for tables.
+pub fn rfc3339_millis(t: SystemTime) -> String {
+    let dt: chrono::DateTime<chrono::Utc> = t.into();
+    dt.to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
 }
 
 /// Writes one YAML document for `v`, starting with `---` when not first.

@@ -39,13 +39,20 @@ impl Now {
     }
 }
 
-/// SQL that is true for a live row; `?{t}` is now as text, `?{s}` as seconds.
-pub fn live(t: usize, s: usize) -> String {
-    format!(
-        "(expires IS NULL OR (typeof(expires) IN ('integer','real') AND expires > ?{s}) \
-         OR (typeof(expires) NOT IN ('integer','real') AND expires > ?{t}))"
-    )
+/// SQL that is true for a live row; `?t` is now as text, `?s` as seconds
+/// (for rows another program stored with a numeric expiry).
+macro_rules! live {
+    ($t:literal, $s:literal) => {
+        concat!(
+            "(expires IS NULL OR (typeof(expires) IN ('integer','real') AND expires > ?",
+            $s,
+            ") OR (typeof(expires) NOT IN ('integer','real') AND expires > ?",
+            $t,
+            "))"
+        )
+    };
 }
+pub(crate) use live;
 
 /// Binds an optional expiry as the driver's text, or NULL.
 pub fn expires_text(t: Option<SystemTime>) -> Option<String> {

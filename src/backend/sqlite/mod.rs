@@ -142,7 +142,7 @@ impl SqliteBackend {
         Ok(())
     }
 
-    /// Runs a read on the connection in a blocking thread.
+    /// Runs a read on the connection (see [`blocking`]).
     async fn read<T, F>(&self, f: F) -> Result<T>
     where
         T: Send + 'static,
@@ -150,15 +150,12 @@ impl SqliteBackend {
     {
         self.check_open()?;
         let inner = self.inner.clone();
-        let what = inner.describe();
-        tokio::task::spawn_blocking(move || {
+        blocking(move || {
             let now = Now::at(inner.clock.now());
             let conn = inner.conn();
-            f(&conn, &now)
+            f(&conn, &now).map_err(|e| in_store(e, &inner.describe()))
         })
         .await
-        .map_err(|e| Error::new(ErrorKind::Internal, "sqlite task failed").with_source(e))?
-        .map_err(|e| in_store(e, &what))
     }
 
     /// Runs `f` in an IMMEDIATE transaction, commits, and wakes the event
@@ -171,7 +168,7 @@ impl SqliteBackend {
         self.check_open()?;
         let inner = self.inner.clone();
         let what = inner.describe();
-        let out = tokio::task::spawn_blocking(move || {
+        let out = blocking(move || {
             let started = Instant::now();
             let now = Now::at(inner.clock.now());
             let mut conn = inner.conn();
@@ -186,9 +183,24 @@ impl SqliteBackend {
             inner.wake.notify_one();
             Ok(out)
         })
-        .await
-        .map_err(|e| Error::new(ErrorKind::Internal, "sqlite task failed").with_source(e))?;
+        .await;
         out.map_err(|e| in_store(e, &what))
+    }
+}
+
+/// Runs blocking SQLite work off the async threads: in place on a
+/// multi-threaded runtime (the worker hands its other tasks to a peer; no
+/// thread hop for a query of a few microseconds), else on the blocking pool.
+async fn blocking<T, F>(f: F) -> Result<T>
+where
+    T: Send + 'static,
+    F: FnOnce() -> Result<T> + Send + 'static,
+{
+    match tokio::runtime::Handle::try_current().map(|h| h.runtime_flavor()) {
+        Ok(tokio::runtime::RuntimeFlavor::MultiThread) => tokio::task::block_in_place(f),
+        _ => tokio::task::spawn_blocking(f)
+            .await
+            .map_err(|e| Error::new(ErrorKind::Internal, "sqlite task failed").with_source(e))?,
     }
 }
 
@@ -201,8 +213,8 @@ fn in_store(e: Error, what: &str) -> Error {
 }
 
 fn exists_live(tx: &Connection, key: &Key, now: &Now) -> Result<Option<String>> {
-    let sql = format!("SELECT revision FROM kv WHERE key = ?1 AND {} LIMIT 1", live(2, 3));
-    let mut stmt = tx.prepare_cached(&sql).map_err(sql_err)?;
+    const SQL: &str = concat!("SELECT revision FROM kv WHERE key = ?1 AND ", live!(2, 3), " LIMIT 1");
+    let mut stmt = tx.prepare_cached(SQL).map_err(sql_err)?;
     let mut rows = stmt.query(params![KeyText(key.as_bytes()), now.text, now.secs]).map_err(sql_err)?;
     match rows.next().map_err(sql_err)? {
         Some(r) => Ok(Some(r.get::<_, String>(0).map_err(sql_err)?)),
@@ -243,8 +255,8 @@ fn delete_row(tx: &Transaction<'_>, key: &Key, now: &Now, events: bool, any: boo
         let mut stmt = tx.prepare_cached("DELETE FROM kv WHERE key = ?1").map_err(sql_err)?;
         stmt.execute([KeyText(key.as_bytes())]).map_err(sql_err)?
     } else {
-        let sql = format!("DELETE FROM kv WHERE key = ?1 AND {}", live(2, 3));
-        let mut stmt = tx.prepare_cached(&sql).map_err(sql_err)?;
+        const SQL: &str = concat!("DELETE FROM kv WHERE key = ?1 AND ", live!(2, 3));
+        let mut stmt = tx.prepare_cached(SQL).map_err(sql_err)?;
         stmt.execute(params![KeyText(key.as_bytes()), now.text, now.secs]).map_err(sql_err)?
     };
     if n > 0 && events {
@@ -281,7 +293,7 @@ impl Backend for SqliteBackend {
         let start = start.map(|k| k.as_bytes().to_vec());
         let end = end.map(|k| k.as_bytes().to_vec());
         self.read(move |conn, now| {
-            let mut sql = format!("SELECT key, value, expires, revision FROM kv WHERE {}", live(1, 2));
+            let mut sql = concat!("SELECT key, value, expires, revision FROM kv WHERE ", live!(1, 2)).to_string();
             match &start {
                 Bound::Included(_) => sql.push_str(" AND key >= ?3"),
                 Bound::Excluded(_) => sql.push_str(" AND key > ?3"),
@@ -317,8 +329,9 @@ impl Backend for SqliteBackend {
         check_key(key)?;
         let key = key.clone();
         self.read(move |conn, now| {
-            let sql = format!("SELECT key, value, expires, revision FROM kv WHERE key = ?1 AND {} LIMIT 1", live(2, 3));
-            let mut stmt = conn.prepare_cached(&sql).map_err(sql_err)?;
+            const SQL: &str =
+                concat!("SELECT key, value, expires, revision FROM kv WHERE key = ?1 AND ", live!(2, 3), " LIMIT 1");
+            let mut stmt = conn.prepare_cached(SQL).map_err(sql_err)?;
             let mut rows = stmt.query(params![KeyText(key.as_bytes()), now.text, now.secs]).map_err(sql_err)?;
             match rows.next().map_err(sql_err)? {
                 Some(r) => read_item(r),
@@ -374,9 +387,9 @@ impl Backend for SqliteBackend {
         }
         let events = !self.inner.events_off;
         self.write(move |tx, now| {
-            let sql = format!("SELECT value FROM kv WHERE key = ?1 AND {} LIMIT 1", live(2, 3));
+            const SQL: &str = concat!("SELECT value FROM kv WHERE key = ?1 AND ", live!(2, 3), " LIMIT 1");
             let current: Option<Vec<u8>> = {
-                let mut stmt = tx.prepare_cached(&sql).map_err(sql_err)?;
+                let mut stmt = tx.prepare_cached(SQL).map_err(sql_err)?;
                 let mut rows =
                     stmt.query(params![KeyText(expected.key.as_bytes()), now.text, now.secs]).map_err(sql_err)?;
                 match rows.next().map_err(sql_err)? {
@@ -492,9 +505,10 @@ impl Backend for SqliteBackend {
         let key = lease.key.clone();
         let events = !self.inner.events_off;
         self.write(move |tx, now| {
-            let sql = format!("SELECT key, value, expires, revision FROM kv WHERE key = ?1 AND {} LIMIT 1", live(2, 3));
+            const SQL: &str =
+                concat!("SELECT key, value, expires, revision FROM kv WHERE key = ?1 AND ", live!(2, 3), " LIMIT 1");
             let current = {
-                let mut stmt = tx.prepare_cached(&sql).map_err(sql_err)?;
+                let mut stmt = tx.prepare_cached(SQL).map_err(sql_err)?;
                 let mut rows = stmt.query(params![KeyText(key.as_bytes()), now.text, now.secs]).map_err(sql_err)?;
                 match rows.next().map_err(sql_err)? {
                     Some(r) => read_item(r)?,
