@@ -125,13 +125,17 @@ impl Lease {
     }
 }
 
-/// Parameters of an [`Backend::items`] iteration. Both ends are inclusive.
+/// Parameters of an [`Backend::items`] iteration. The start is inclusive;
+/// the end is inclusive (as upstream's ranges) unless `end_exclusive`.
 #[derive(Debug, Clone)]
 pub struct ItemsParams {
     /// First key (inclusive).
     pub start: Key,
-    /// Last key (inclusive).
+    /// Last key (inclusive unless `end_exclusive`); [`Key::no_end`] for none.
     pub end: Key,
+    /// Leave out `end` itself. [`ItemsParams::prefix`] sets it, so a prefix
+    /// scan never returns the key equal to `range_end(prefix)`.
+    pub end_exclusive: bool,
     /// Newest-first (largest key first) when true.
     pub descending: bool,
     /// Stop after this many items; [`NO_LIMIT`] for all.
@@ -139,9 +143,26 @@ pub struct ItemsParams {
 }
 
 impl ItemsParams {
-    /// Every item whose key starts with `prefix`, ascending.
+    /// Items with `start <= key <= end`, ascending, no limit.
+    pub fn range(start: Key, end: Key) -> ItemsParams {
+        ItemsParams { start, end, end_exclusive: false, descending: false, limit: NO_LIMIT }
+    }
+
+    /// Exactly the items whose key starts with `prefix`, ascending.
     pub fn prefix(prefix: &Key) -> ItemsParams {
-        ItemsParams { start: prefix.clone(), end: prefix.range_end(), descending: false, limit: NO_LIMIT }
+        ItemsParams { end_exclusive: true, ..ItemsParams::range(prefix.clone(), prefix.range_end()) }
+    }
+
+    /// The same, newest key first.
+    pub fn descending(mut self) -> ItemsParams {
+        self.descending = true;
+        self
+    }
+
+    /// The same, stopping after `limit` items.
+    pub fn limit(mut self, limit: usize) -> ItemsParams {
+        self.limit = limit;
+        self
     }
 }
 
@@ -374,7 +395,13 @@ pub fn default_items<B: Backend + ?Sized>(backend: &B, params: ItemsParams) -> B
         remaining: usize,
         done: bool,
     }
-    let upper = if params.end.is_no_end() { Bound::Unbounded } else { Bound::Included(params.end.clone()) };
+    let upper = if params.end.is_no_end() {
+        Bound::Unbounded
+    } else if params.end_exclusive {
+        Bound::Excluded(params.end.clone())
+    } else {
+        Bound::Included(params.end.clone())
+    };
     let st = St {
         lower: Bound::Included(params.start.clone()),
         upper,

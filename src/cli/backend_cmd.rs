@@ -84,14 +84,12 @@ pub async fn run(args: BackendArgs) -> anyhow::Result<()> {
 /// The range `ls` covers: everything, or the exact prefix.
 fn ls_params(prefix: Option<&str>) -> (ItemsParams, Option<Key>) {
     match prefix {
-        None | Some("") => {
-            (ItemsParams { start: Key::from(vec![0u8]), end: Key::no_end(), descending: false, limit: 0 }, None)
-        }
+        None | Some("") => (ItemsParams::range(Key::from(vec![0u8]), Key::no_end()), None),
         Some(p) => {
             let key = Key::from(p);
             let exact = if p.ends_with('/') { key.clone() } else { key.join_raw(b"/") };
             (
-                ItemsParams { start: key.clone(), end: exact.range_end(), descending: false, limit: 0 },
+                ItemsParams { end_exclusive: true, ..ItemsParams::range(key.clone(), exact.range_end()) },
                 (!p.ends_with('/')).then_some(key),
             )
         }
@@ -266,6 +264,7 @@ mod tests {
         let (p, exact) = ls_params(Some("/web/users"));
         assert_eq!(p.start, Key::from("/web/users"));
         assert_eq!(p.end, Key::from("/web/users0"));
+        assert!(p.end_exclusive);
         assert_eq!(exact, Some(Key::from("/web/users")));
         let (p, exact) = ls_params(Some("/web/"));
         assert_eq!(p.end, Key::from("/web0"));

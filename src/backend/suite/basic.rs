@@ -116,7 +116,10 @@ async fn collect(t: &Ctx, p: ItemsParams) -> Vec<Key> {
 pub async fn items(c: &dyn Constructor) {
     let t = Ctx::new(c).await;
     let [a, bk, c1, c2] = put_query_set(&t).await;
-    let p = |desc: bool, limit: usize| ItemsParams { start: a.clone(), end: c2.clone(), descending: desc, limit };
+    let p = |desc: bool, limit: usize| {
+        let p = ItemsParams::range(a.clone(), c2.clone()).limit(limit);
+        if desc { p.descending() } else { p }
+    };
     assert_eq!(collect(&t, p(false, 0)).await, vec![a.clone(), bk.clone(), c1.clone(), c2.clone()]);
     assert_eq!(collect(&t, p(true, 0)).await, vec![c2.clone(), c1.clone(), bk.clone(), a.clone()]);
     assert_eq!(collect(&t, p(false, 3)).await, vec![a.clone(), bk.clone(), c1.clone()]);
@@ -136,9 +139,7 @@ pub async fn items(c: &dyn Constructor) {
     let asc = collect(&t, ItemsParams::prefix(&big)).await;
     assert_eq!(asc.len(), 1501);
     assert_eq!(asc, want);
-    let mut p = ItemsParams::prefix(&big);
-    p.descending = true;
-    let desc = collect(&t, p).await;
+    let desc = collect(&t, ItemsParams::prefix(&big).descending()).await;
     want.reverse();
     assert_eq!(desc, want);
 

@@ -1,0 +1,123 @@
+//! etcd fixture: a single-member etcd (Debian's etcd-server 3.4 locally) on a
+//! free loopback port, in its own data dir. Ready once `GET /health` reports
+//! `"health":"true"`. The client URL serves gRPC (etcd-client) and the v3
+//! JSON gateway (`POST {endpoint}/v3/kv/put`, base64 keys and values).
+
+use std::ffi::OsString;
+use std::path::{Path, PathBuf};
+
+use crate::local::{self, LocalServer, STOP_TERM};
+use crate::provider::Backing;
+use crate::{Error, Fixture, Provider, Server, probe};
+
+/// A running etcd; dropping it stops the server and removes its data.
+pub struct Etcd {
+    /// The client URL, e.g. `http://127.0.0.1:41234`.
+    pub endpoint: String,
+    /// Host of the client URL.
+    pub host: String,
+    /// Port of the client URL.
+    pub port: u16,
+    /// etcd's `--data-dir` (None in a container).
+    pub data_dir: Option<PathBuf>,
+    backing: Backing,
+}
+
+impl Etcd {
+    /// The client URLs, as etcd clients take them.
+    pub fn endpoints(&self) -> Vec<String> {
+        vec![self.endpoint.clone()]
+    }
+}
+
+impl Fixture for Etcd {
+    fn server(&self) -> Server {
+        Server::Etcd
+    }
+
+    fn exports(&self) -> Vec<(String, String)> {
+        let mut vars =
+            vec![("ENDPOINT", self.endpoint.clone()), ("HOST", self.host.clone()), ("PORT", self.port.to_string())];
+        if let Some(dir) = &self.data_dir {
+            vars.push(("DATA_DIR", dir.display().to_string()));
+        }
+        crate::prefixed(Server::Etcd, vars)
+    }
+
+    fn pid(&self) -> Option<u32> {
+        self.backing.pid()
+    }
+
+    fn log_path(&self) -> Option<&Path> {
+        self.backing.log_path()
+    }
+
+    fn container_id(&self) -> Option<&str> {
+        self.backing.container_id()
+    }
+}
+
+pub(crate) async fn start() -> Result<Etcd, Error> {
+    match Provider::from_env().await? {
+        Provider::Local => {
+            let bin = local::find_binary(Server::Etcd, "etcd")?;
+            local::with_port_retry(async || start_local(&bin).await).await
+        }
+        #[cfg(feature = "containers")]
+        Provider::Container => start_container().await,
+    }
+}
+
+async fn start_local(bin: &Path) -> Result<Etcd, Error> {
+    let server = Server::Etcd;
+    let host = "127.0.0.1";
+    let dir = local::temp_dir(server)?;
+    let data_dir = dir.path().join("data");
+    let [client, peer] = local::free_ports::<2>(server, host)?;
+    let client_url = format!("http://{host}:{client}");
+    let peer_url = format!("http://{host}:{peer}");
+    let args: Vec<OsString> = vec![
+        "--name".into(),
+        "n1".into(),
+        "--data-dir".into(),
+        data_dir.clone().into(),
+        "--listen-client-urls".into(),
+        client_url.clone().into(),
+        "--advertise-client-urls".into(),
+        client_url.clone().into(),
+        "--listen-peer-urls".into(),
+        peer_url.clone().into(),
+        "--initial-advertise-peer-urls".into(),
+        peer_url.clone().into(),
+        "--initial-cluster".into(),
+        format!("n1={peer_url}").into(),
+        "--initial-cluster-state".into(),
+        "new".into(),
+    ];
+    let cmd = local::command(bin, &args, None);
+    let mut process = LocalServer::spawn(server, dir, cmd, STOP_TERM)?;
+    let client_http = probe::http_client(server)?;
+    process.wait_ready(&client_url, || probe::etcd(&client_http, &client_url)).await?;
+    Ok(Etcd {
+        endpoint: client_url,
+        host: host.to_string(),
+        port: client,
+        data_dir: Some(data_dir),
+        backing: Backing::Local(process),
+    })
+}
+
+#[cfg(feature = "containers")]
+async fn start_container() -> Result<Etcd, Error> {
+    let running = crate::container::run(&crate::container::spec(Server::Etcd)).await?;
+    let endpoint = format!("http://{}:{}", running.host, running.port);
+    let client = probe::http_client(Server::Etcd)?;
+    running.wait_ready(&endpoint, || probe::etcd(&client, &endpoint)).await?;
+    Ok(Etcd {
+        host: running.host.clone(),
+        port: running.port,
+        endpoint,
+        data_dir: None,
+        backing: Backing::Container(Box::new(running)),
+    })
+}
