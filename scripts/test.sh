@@ -20,7 +20,7 @@ step "cargo fmt --check"
 cargo fmt --all -- --check
 
 step "cargo clippy (all targets, all features)"
-cargo clippy --workspace --all-targets --locked -- -D warnings
+cargo clippy --workspace --all-targets --all-features --locked -- -D warnings
 
 step "cargo check --no-default-features (memory, sqlite and local files only)"
 cargo check -p teleport --no-default-features --all-targets --locked

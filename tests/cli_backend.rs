@@ -6,27 +6,7 @@ use std::process::{Command, Output};
 
 use rusqlite::Connection;
 
-const UPSTREAM_SCHEMA: &str = r#"
-CREATE TABLE IF NOT EXISTS kv (
-   key TEXT NOT NULL PRIMARY KEY,
-   modified INTEGER NOT NULL,
-   expires DATETIME,
-   value BLOB,
-   revision TEXT NOT NULL DEFAULT ""
-);
-CREATE INDEX IF NOT EXISTS kv_expires ON kv (expires);
-CREATE TABLE IF NOT EXISTS events (
-   id INTEGER PRIMARY KEY,
-   type TEXT NOT NULL,
-   created INTEGER NOT NULL,
-   kv_key TEXT NOT NULL,
-   kv_modified INTEGER NOT NULL,
-   kv_expires DATETIME,
-   kv_value BLOB,
-   kv_revision TEXT NOT NULL DEFAULT ""
-);
-CREATE INDEX IF NOT EXISTS events_created ON events (created);
-"#;
+use teleport::backend::sqlite::UPSTREAM_SCHEMA;
 
 fn teleport(args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_teleport")).args(args).env_remove("RUST_LOG").output().expect("run teleport")

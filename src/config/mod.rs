@@ -158,7 +158,7 @@ pub fn parse_storage_source(path: &Path, text: &str) -> Result<StorageSource, Co
                 path: path.to_path_buf(),
                 message: format!(
                     "expected a mapping (a teleport.yaml, or a storage block with `type:`), found {}",
-                    describe_value(&other)
+                    storage::value_kind(&other)
                 ),
             });
         }
@@ -210,18 +210,6 @@ pub fn parse_clone_config(path: &Path, text: &str) -> Result<CloneConfig, Config
     validate_storage(path, &cfg.src, "src")?;
     validate_storage(path, &cfg.dst, "dst")?;
     Ok(cfg)
-}
-
-fn describe_value(v: &serde_norway::Value) -> &'static str {
-    match v {
-        serde_norway::Value::Null => "nothing",
-        serde_norway::Value::Bool(_) => "a boolean",
-        serde_norway::Value::Number(_) => "a number",
-        serde_norway::Value::String(_) => "a string",
-        serde_norway::Value::Sequence(_) => "a list",
-        serde_norway::Value::Mapping(_) => "a mapping",
-        serde_norway::Value::Tagged(_) => "a tagged value",
-    }
 }
 
 /// Checks values that parse but cannot work, naming the field.

@@ -568,7 +568,8 @@ impl<'de> Deserialize<'de> for StorageConfig {
     }
 }
 
-fn value_kind(v: &serde_norway::Value) -> &'static str {
+/// How a YAML value is described in messages ("a list", "a mapping").
+pub(crate) fn value_kind(v: &serde_norway::Value) -> &'static str {
     match v {
         serde_norway::Value::Null => "null",
         serde_norway::Value::Bool(_) => "a boolean",

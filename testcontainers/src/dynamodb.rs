@@ -56,17 +56,7 @@ impl Fixture for DynamoDb {
         crate::prefixed(Server::DynamoDb, vars)
     }
 
-    fn pid(&self) -> Option<u32> {
-        self.backing.pid()
-    }
-
-    fn log_path(&self) -> Option<&Path> {
-        self.backing.log_path()
-    }
-
-    fn container_id(&self) -> Option<&str> {
-        self.backing.container_id()
-    }
+    crate::delegate_to_backing!();
 }
 
 pub(crate) async fn start() -> Result<DynamoDb, Error> {

@@ -72,6 +72,26 @@ pub trait Fixture: Send {
     fn container_id(&self) -> Option<&str>;
 }
 
+/// Implements the process/container accessors of [`Fixture`] for a fixture
+/// whose `backing` field holds its server.
+#[macro_export]
+#[doc(hidden)]
+macro_rules! delegate_to_backing {
+    () => {
+        fn pid(&self) -> Option<u32> {
+            self.backing.pid()
+        }
+
+        fn log_path(&self) -> Option<&std::path::Path> {
+            self.backing.log_path()
+        }
+
+        fn container_id(&self) -> Option<&str> {
+            self.backing.container_id()
+        }
+    };
+}
+
 /// Starts `server` with the provider chosen by the environment.
 pub async fn start(server: Server) -> Result<Box<dyn Fixture>, Error> {
     Ok(match server {

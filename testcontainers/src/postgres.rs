@@ -66,17 +66,7 @@ impl Fixture for Postgres {
         crate::prefixed(Server::Postgres, vars)
     }
 
-    fn pid(&self) -> Option<u32> {
-        self.backing.pid()
-    }
-
-    fn log_path(&self) -> Option<&Path> {
-        self.backing.log_path()
-    }
-
-    fn container_id(&self) -> Option<&str> {
-        self.backing.container_id()
-    }
+    crate::delegate_to_backing!();
 }
 
 pub(crate) async fn start() -> Result<Postgres, Error> {

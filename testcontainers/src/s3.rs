@@ -72,17 +72,7 @@ impl Fixture for S3 {
         crate::prefixed(self.kind, vars)
     }
 
-    fn pid(&self) -> Option<u32> {
-        self.backing.pid()
-    }
-
-    fn log_path(&self) -> Option<&Path> {
-        self.backing.log_path()
-    }
-
-    fn container_id(&self) -> Option<&str> {
-        self.backing.container_id()
-    }
+    crate::delegate_to_backing!();
 }
 
 pub(crate) async fn start() -> Result<S3, Error> {

@@ -261,32 +261,36 @@ fn has_column(conn: &Connection, table: &str, column: &str) -> Result<bool> {
         .map_err(sql_err)
 }
 
-/// The upstream schema (lib/backend/lite), created if missing, and the
-/// migration that adds revision columns to old databases.
+/// Upstream's DDL (lib/backend/lite/lite.go), verbatim: a database we create
+/// has exactly the schema of one upstream creates. Tests use it too, to
+/// build upstream-layout files "by another program".
+pub const UPSTREAM_SCHEMA: &str = r#"
+CREATE TABLE IF NOT EXISTS kv (
+   key TEXT NOT NULL PRIMARY KEY,
+   modified INTEGER NOT NULL,
+   expires DATETIME,
+   value BLOB,
+   revision TEXT NOT NULL DEFAULT ""
+);
+CREATE INDEX IF NOT EXISTS kv_expires ON kv (expires);
+CREATE TABLE IF NOT EXISTS events (
+   id INTEGER PRIMARY KEY,
+   type TEXT NOT NULL,
+   created INTEGER NOT NULL,
+   kv_key TEXT NOT NULL,
+   kv_modified INTEGER NOT NULL,
+   kv_expires DATETIME,
+   kv_value BLOB,
+   kv_revision TEXT NOT NULL DEFAULT ""
+);
+CREATE INDEX IF NOT EXISTS events_created ON events (created);
+DROP TABLE IF EXISTS meta;
+"#;
+
+/// Creates the upstream schema if missing, and adds the revision columns
+/// that old databases lack.
 fn create_schema(conn: &Connection) -> Result<()> {
-    conn.execute_batch(
-        "CREATE TABLE IF NOT EXISTS kv (
-            key TEXT NOT NULL PRIMARY KEY,
-            modified INTEGER NOT NULL,
-            expires DATETIME,
-            value BLOB,
-            revision TEXT NOT NULL DEFAULT ''
-        );
-        CREATE INDEX IF NOT EXISTS kv_expires ON kv (expires);
-        CREATE TABLE IF NOT EXISTS events (
-            id INTEGER PRIMARY KEY,
-            type TEXT NOT NULL,
-            created INTEGER NOT NULL,
-            kv_key TEXT NOT NULL,
-            kv_modified INTEGER NOT NULL,
-            kv_expires DATETIME,
-            kv_value BLOB,
-            kv_revision TEXT NOT NULL DEFAULT ''
-        );
-        CREATE INDEX IF NOT EXISTS events_created ON events (created);
-        DROP TABLE IF EXISTS meta;",
-    )
-    .map_err(|e| sql_err(e).context("create schema"))?;
+    conn.execute_batch(UPSTREAM_SCHEMA).map_err(|e| sql_err(e).context("create schema"))?;
     for (table, column) in [("kv", "revision"), ("events", "kv_revision")] {
         if !has_column(conn, table, column)? {
             conn.execute_batch(&format!("ALTER TABLE {table} ADD COLUMN {column} TEXT NOT NULL DEFAULT ''"))

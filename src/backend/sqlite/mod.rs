@@ -38,7 +38,7 @@ use super::{
 };
 use crate::config::SqliteConfig;
 
-pub use db::DB_FILE;
+pub use db::{DB_FILE, UPSTREAM_SCHEMA};
 
 /// Default `busy_timeout` (ms), as upstream.
 pub const DEFAULT_BUSY_TIMEOUT_MS: u64 = 10_000;

@@ -87,29 +87,6 @@ async fn refuses_a_foreign_database() {
     assert!(err.to_string().contains("not a teleport backend"), "{err}");
 }
 
-/// The exact DDL upstream runs (lib/backend/lite/lite.go), quotes included.
-pub const UPSTREAM_SCHEMA: &str = r#"
-CREATE TABLE IF NOT EXISTS kv (
-   key TEXT NOT NULL PRIMARY KEY,
-   modified INTEGER NOT NULL,
-   expires DATETIME,
-   value BLOB,
-   revision TEXT NOT NULL DEFAULT ""
-);
-CREATE INDEX IF NOT EXISTS kv_expires ON kv (expires);
-CREATE TABLE IF NOT EXISTS events (
-   id INTEGER PRIMARY KEY,
-   type TEXT NOT NULL,
-   created INTEGER NOT NULL,
-   kv_key TEXT NOT NULL,
-   kv_modified INTEGER NOT NULL,
-   kv_expires DATETIME,
-   kv_value BLOB,
-   kv_revision TEXT NOT NULL DEFAULT ""
-);
-CREATE INDEX IF NOT EXISTS events_created ON events (created);
-"#;
-
 #[tokio::test]
 async fn reads_rows_written_by_another_program() {
     let dir = tempfile::tempdir().unwrap();
