@@ -68,6 +68,9 @@ fn or_all(mut servers: Vec<Server>) -> Vec<Server> {
 }
 
 async fn up(servers: Vec<Server>) -> ExitCode {
+    // Listen for SIGINT/SIGTERM before anything starts: a signal that arrives
+    // right after `# ready` must stop the servers, not kill this process.
+    let stop = StopSignals::install();
     let mut running: Vec<Box<dyn Fixture>> = Vec::new();
     let mut stdout = std::io::stdout();
     for server in servers {
@@ -98,7 +101,7 @@ async fn up(servers: Vec<Server>) -> ExitCode {
     let _ = writeln!(stdout, "# ready");
     let _ = stdout.flush();
     eprintln!("# {} server(s) running; press Ctrl-C to stop them", running.len());
-    wait_for_stop().await;
+    stop.wait().await;
     eprintln!("# stopping...");
     drop(running);
     eprintln!("# stopped");
@@ -109,19 +112,31 @@ fn report(err: &Error) {
     eprintln!("teleport-testcontainers: {err}");
 }
 
-async fn wait_for_stop() {
-    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
-    let term_recv = async {
-        match term.as_mut() {
-            Some(term) => {
-                term.recv().await;
+/// SIGINT and SIGTERM listeners, registered up front.
+struct StopSignals {
+    int: Option<tokio::signal::unix::Signal>,
+    term: Option<tokio::signal::unix::Signal>,
+}
+
+impl StopSignals {
+    fn install() -> StopSignals {
+        use tokio::signal::unix::{SignalKind, signal};
+        StopSignals { int: signal(SignalKind::interrupt()).ok(), term: signal(SignalKind::terminate()).ok() }
+    }
+
+    async fn wait(mut self) {
+        async fn recv(s: &mut Option<tokio::signal::unix::Signal>) {
+            match s.as_mut() {
+                Some(s) => {
+                    s.recv().await;
+                }
+                None => std::future::pending::<()>().await,
             }
-            None => std::future::pending::<()>().await,
         }
-    };
-    tokio::select! {
-        _ = tokio::signal::ctrl_c() => {}
-        _ = term_recv => {}
+        tokio::select! {
+            _ = recv(&mut self.int) => {}
+            _ = recv(&mut self.term) => {}
+        }
     }
 }
 
