@@ -93,12 +93,12 @@ dpkg_version() { dpkg-query -W -f='${Version}' "$1" 2>/dev/null; }
 
 install_protoc() {
     APT_INSTALLED=0
-    if apt_ensure protoc protobuf-compiler; then
+    if apt_ensure protoc protobuf-compiler libprotobuf-dev; then
         local how="already present"
         [ "$APT_INSTALLED" -eq 1 ] && how="installed"
         ok protoc "$how ($(protoc --version 2>/dev/null || echo '?'), apt protobuf-compiler $(dpkg_version protobuf-compiler))"
     else
-        fail protoc "apt protobuf-compiler"
+        fail protoc "apt protobuf-compiler libprotobuf-dev"
     fi
 }
 
