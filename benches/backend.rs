@@ -3,166 +3,21 @@
 //! memory store and SQLite (upstream defaults, and WAL + synchronous=NORMAL),
 //! next to raw rusqlite inserts into the same `kv` schema in one transaction.
 //!
-//! Run with `scripts/bench-backend.sh` (release build). Options:
-//! `--items N` (default 100000), `--seconds S` time cap per single-op phase
-//! (default 10), `--dir PATH` where databases go (default a temp dir).
+//! Run with `scripts/bench-backend.sh` (release build); options in
+//! `benches/common/mod.rs`.
 
-use std::path::{Path, PathBuf};
+mod common;
+
+use std::path::Path;
 use std::sync::Arc;
 use std::time::Instant;
 
-use futures::StreamExt;
+use common::{Row, key, value};
+use teleport::backend::Backend;
 use teleport::backend::memory::MemoryStore;
 use teleport::backend::registry::OpenOptions;
 use teleport::backend::sqlite::SqliteBackend;
-use teleport::backend::{Backend, Item, ItemsParams, Key};
 use teleport::config::SqliteConfig;
-
-struct Opts {
-    items: usize,
-    seconds: f64,
-    dir: Option<PathBuf>,
-}
-
-fn opts() -> Opts {
-    let mut o = Opts { items: 100_000, seconds: 10.0, dir: None };
-    let args: Vec<String> = std::env::args().collect();
-    let mut i = 1;
-    while i < args.len() {
-        let next = args.get(i + 1).cloned();
-        match args[i].as_str() {
-            "--items" => o.items = next.and_then(|v| v.parse().ok()).unwrap_or(o.items),
-            "--seconds" => o.seconds = next.and_then(|v| v.parse().ok()).unwrap_or(o.seconds),
-            "--dir" => o.dir = next.map(PathBuf::from),
-            _ => {
-                i += 1;
-                continue;
-            }
-        }
-        i += 2;
-    }
-    o
-}
-
-fn key(i: usize) -> Key {
-    Key::from(format!("/bench/items/{i:08}"))
-}
-
-fn value() -> Vec<u8> {
-    (0..1024u32).map(|i| (i % 251) as u8).collect()
-}
-
-struct Row {
-    store: String,
-    op: &'static str,
-    ops: usize,
-    secs: f64,
-    note: String,
-}
-
-impl Row {
-    fn rate(&self) -> f64 {
-        self.ops as f64 / self.secs
-    }
-}
-
-/// Puts one item at a time (each its own transaction) until `n` or the cap.
-async fn put_seq(b: &dyn Backend, start: usize, n: usize, cap: f64) -> (usize, f64) {
-    let v = value();
-    let t = Instant::now();
-    let mut done = 0;
-    while done < n && t.elapsed().as_secs_f64() < cap {
-        b.put(Item::new(key(start + done), v.clone())).await.expect("put");
-        done += 1;
-    }
-    (done, t.elapsed().as_secs_f64())
-}
-
-async fn put_concurrent(b: Arc<dyn Backend>, start: usize, n: usize, cap: f64, tasks: usize) -> (usize, f64) {
-    let t = Instant::now();
-    let counter = Arc::new(std::sync::atomic::AtomicUsize::new(0));
-    let mut hs = Vec::new();
-    for _ in 0..tasks {
-        let b = b.clone();
-        let counter = counter.clone();
-        hs.push(tokio::spawn(async move {
-            let v = value();
-            loop {
-                let i = counter.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                if i >= n || t.elapsed().as_secs_f64() >= cap {
-                    return;
-                }
-                b.put(Item::new(key(start + i), v.clone())).await.expect("put");
-            }
-        }));
-    }
-    for h in hs {
-        h.await.expect("task");
-    }
-    let done = counter.load(std::sync::atomic::Ordering::Relaxed).min(n);
-    (done, t.elapsed().as_secs_f64())
-}
-
-async fn put_batch(b: &dyn Backend, n: usize) -> f64 {
-    let v = value();
-    let t = Instant::now();
-    let per = b.limits().max_batch_items.max(1);
-    let mut i = 0;
-    while i < n {
-        let items: Vec<_> = (i..(i + per).min(n)).map(|j| Item::new(key(j), v.clone())).collect();
-        i += items.len();
-        b.put_batch(items).await.expect("put batch");
-    }
-    t.elapsed().as_secs_f64()
-}
-
-async fn gets(b: &dyn Backend, n: usize, cap: f64) -> (usize, f64) {
-    let t = Instant::now();
-    let mut x: u64 = 0x9E37_79B9_7F4A_7C15;
-    let mut done = 0;
-    while done < n && t.elapsed().as_secs_f64() < cap {
-        x ^= x << 13;
-        x ^= x >> 7;
-        x ^= x << 17;
-        b.get(&key((x % n as u64) as usize)).await.expect("get");
-        done += 1;
-    }
-    (done, t.elapsed().as_secs_f64())
-}
-
-async fn scan(b: &dyn Backend, n: usize) -> f64 {
-    let t = Instant::now();
-    let prefix = Key::from("/bench/items/");
-    let mut s = b.items(ItemsParams::prefix(&prefix));
-    let mut count = 0;
-    while let Some(i) = s.next().await {
-        i.expect("scan");
-        count += 1;
-    }
-    assert_eq!(count, n, "scan saw every item");
-    t.elapsed().as_secs_f64()
-}
-
-async fn bench_store(name: &str, b: Arc<dyn Backend>, o: &Opts, rows: &mut Vec<Row>) {
-    let n = o.items;
-    let secs = put_batch(b.as_ref(), n).await;
-    rows.push(Row {
-        store: name.into(),
-        op: "put_batch",
-        ops: n,
-        secs,
-        note: format!("{} items per batch", b.limits().max_batch_items),
-    });
-    let secs = scan(b.as_ref(), n).await;
-    rows.push(Row { store: name.into(), op: "range scan", ops: n, secs, note: "items() over the prefix".into() });
-    let (ops, secs) = gets(b.as_ref(), n, o.seconds).await;
-    rows.push(Row { store: name.into(), op: "get", ops, secs, note: "random keys, one task".into() });
-    let (ops, secs) = put_seq(b.as_ref(), n, n, o.seconds).await;
-    rows.push(Row { store: name.into(), op: "put", ops, secs, note: "one task, one write per call".into() });
-    let (ops, secs) = put_concurrent(b.clone(), 2 * n, n, o.seconds, 16).await;
-    rows.push(Row { store: name.into(), op: "put x16", ops, secs, note: "16 concurrent tasks".into() });
-    b.close().await.expect("close");
-}
 
 /// Raw rusqlite figures for one configuration: what the same file does with
 /// no backend code in between.
@@ -260,14 +115,14 @@ fn raw_sqlite(dir: &Path, n: usize, journal: Option<&str>, sync: &str) -> Raw {
 
 #[tokio::main(flavor = "multi_thread")]
 async fn main() {
-    let o = opts();
+    let o = common::opts();
     let tmp = tempfile::tempdir().expect("tempdir");
     let base = o.dir.clone().unwrap_or_else(|| tmp.path().to_path_buf());
     let mut rows = Vec::new();
     let n = o.items;
 
     let mem: Arc<dyn Backend> = Arc::new(MemoryStore::new().open().expect("memory"));
-    bench_store("memory", mem, &o, &mut rows).await;
+    common::workload("memory", mem, &o, &mut rows).await;
 
     for (label, dir, journal, sync) in [
         ("sqlite (defaults: FULL, rollback journal)", "sqlite-default", None, "FULL"),
@@ -275,62 +130,30 @@ async fn main() {
     ] {
         let raw = raw_sqlite(&base.join(format!("{dir}-raw")), n, journal, sync);
         let raw_label = format!("rusqlite raw, same pragmas as {label}");
-        rows.push(Row {
-            store: raw_label.clone(),
-            op: "insert kv, 1 tx",
-            ops: n,
-            secs: raw.insert_kv,
-            note: "physical limit of a bare insert".into(),
-        });
-        rows.push(Row {
-            store: raw_label.clone(),
-            op: "insert kv + events, 1000 rows per tx",
-            ops: n,
-            secs: raw.insert_kv_events,
-            note: "the rows put_batch writes, committed as put_batch does".into(),
-        });
-        rows.push(Row {
-            store: raw_label.clone(),
-            op: "get",
-            ops: n,
-            secs: n as f64 / raw.get_rate,
-            note: "prepared point select".into(),
-        });
-        rows.push(Row {
-            store: raw_label,
-            op: "range scan",
-            ops: n,
-            secs: n as f64 / raw.scan_rate,
-            note: "ordered table scan".into(),
-        });
+        rows.push(Row::new(&raw_label, "insert kv, 1 tx", n, raw.insert_kv, "physical limit of a bare insert"));
+        rows.push(Row::new(
+            &raw_label,
+            "insert kv + events, 1000 rows per tx",
+            n,
+            raw.insert_kv_events,
+            "the rows put_batch writes, committed as put_batch does",
+        ));
+        rows.push(Row::new(&raw_label, "get", n, n as f64 / raw.get_rate, "prepared point select"));
+        rows.push(Row::new(&raw_label, "range scan", n, n as f64 / raw.scan_rate, "ordered table scan"));
 
         let mut cfg = SqliteConfig::new(base.join(dir));
         cfg.journal = journal.map(str::to_string);
         cfg.sync = Some(sync.to_string());
         let b: Arc<dyn Backend> = Arc::new(SqliteBackend::open(&cfg, OpenOptions::create()).await.expect("sqlite"));
         let first = rows.len();
-        bench_store(label, b, &o, &mut rows).await;
-        let insert_rate = n as f64 / raw.insert_kv;
-        let insert_events_rate = n as f64 / raw.insert_kv_events;
-        for r in &mut rows[first..] {
-            let ratio = match r.op {
-                "get" => format!("{:.0}% of raw get", 100.0 * r.rate() / raw.get_rate),
-                "range scan" => format!("{:.0}% of raw scan", 100.0 * r.rate() / raw.scan_rate),
-                _ => format!(
-                    "{:.0}% of raw insert, {:.0}% of raw insert+events",
-                    100.0 * r.rate() / insert_rate,
-                    100.0 * r.rate() / insert_events_rate
-                ),
-            };
-            r.note = format!("{}; {ratio}", r.note);
-        }
+        common::workload(label, b, &o, &mut rows).await;
+        let store_rows = &mut rows[first..];
+        common::ratio(store_rows, &["get"], raw.get_rate, "raw get");
+        common::ratio(store_rows, &["range scan"], raw.scan_rate, "raw scan");
+        let writes = ["put_batch", "put", "put x16"];
+        common::ratio(store_rows, &writes, n as f64 / raw.insert_kv, "raw insert");
+        common::ratio(store_rows, &writes, n as f64 / raw.insert_kv_events, "raw insert+events");
     }
 
-    println!("Backend throughput: {} items, 1 KiB values, single-op phases capped at {} s", n, o.seconds);
-    println!();
-    println!("| store | operation | ops | seconds | ops/s | notes |");
-    println!("|---|---|---:|---:|---:|---|");
-    for r in &rows {
-        println!("| {} | {} | {} | {:.2} | {:.0} | {} |", r.store, r.op, r.ops, r.secs, r.rate(), r.note);
-    }
+    common::print("Backend throughput (memory, SQLite)", &o, &rows);
 }
