@@ -20,6 +20,8 @@
 pub mod atomic;
 pub mod clock;
 pub mod error;
+#[cfg(feature = "etcd")]
+pub mod etcd;
 pub mod key;
 pub mod lock;
 pub mod memory;

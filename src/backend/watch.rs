@@ -151,10 +151,16 @@ impl Drop for Watcher {
     }
 }
 
+/// Decides whether a new watcher skips an event (see [`Fanout::new_watcher_after`]).
+pub type SkipFn = Box<dyn Fn(&Event) -> bool + Send + Sync>;
+
 struct Subscriber {
     watch: Watch,
     tx: mpsc::Sender<Event>,
     done: CancellationToken,
+    /// Until it first returns false, events it returns true for are not
+    /// delivered: they describe writes that completed before the watcher.
+    skip: Option<SkipFn>,
 }
 
 #[derive(Default)]
@@ -209,6 +215,19 @@ impl Fanout {
     /// Subscribes. The first event is `Init`, sent now if the event source is
     /// live, or as soon as it becomes live ([`Fanout::set_initialized`]).
     pub fn new_watcher(&self, watch: Watch) -> Result<Watcher> {
+        self.subscribe(watch, None)
+    }
+
+    /// Subscribes, skipping events for which `skip` returns true until the
+    /// first one it does not: for stores whose event stream lags their
+    /// writes, so that a watcher does not hear of writes that completed
+    /// before it was created (e.g. events at or below the store revision
+    /// read when subscribing).
+    pub fn new_watcher_after(&self, watch: Watch, skip: SkipFn) -> Result<Watcher> {
+        self.subscribe(watch, Some(skip))
+    }
+
+    fn subscribe(&self, watch: Watch, skip: Option<SkipFn>) -> Result<Watcher> {
         let mut st = self.inner.lock();
         if st.closed {
             return Err(Error::closed("backend"));
@@ -222,7 +241,7 @@ impl Fanout {
         }
         let id = st.next_id;
         st.next_id += 1;
-        st.subs.insert(id, Subscriber { watch, tx, done: done.clone() });
+        st.subs.insert(id, Subscriber { watch, tx, done: done.clone(), skip });
         Ok(Watcher { rx, done, id, fanout: Arc::downgrade(&self.inner) })
     }
 
@@ -248,9 +267,15 @@ impl Fanout {
         }
         let mut overflowed = Vec::new();
         for ev in events {
-            for (id, sub) in st.subs.iter() {
+            for (id, sub) in st.subs.iter_mut() {
                 if !sub.watch.matches(&ev.item.key) {
                     continue;
+                }
+                if let Some(skip) = &sub.skip {
+                    if skip(&ev) {
+                        continue;
+                    }
+                    sub.skip = None;
                 }
                 if sub.tx.try_send(ev.clone()).is_err() {
                     overflowed.push(*id);
@@ -307,6 +332,25 @@ mod tests {
         assert_eq!(w.recv().await.unwrap().op, OpType::Init);
         let e = w.recv().await.unwrap();
         assert_eq!((e.op, e.item.key), (OpType::Delete, Key::from("/a/x")));
+    }
+
+    #[tokio::test]
+    async fn skips_events_from_before_the_watcher() {
+        let f = Fanout::new_initialized();
+        let mut w = f
+            .new_watcher_after(
+                Watch::all("w"),
+                Box::new(|e: &Event| e.item.revision.parse::<i64>().is_ok_and(|r| r <= 5)),
+            )
+            .unwrap();
+        let ev = |k: &str, rev: &str| Event {
+            op: OpType::Delete,
+            item: Item { key: Key::from(k), revision: rev.into(), ..Item::default() },
+        };
+        f.emit([ev("/old", "4"), ev("/old2", "5"), ev("/new", "6"), ev("/late", "3")]);
+        assert_eq!(w.recv().await.unwrap().op, OpType::Init);
+        assert_eq!(w.recv().await.unwrap().item.key, Key::from("/new"));
+        assert_eq!(w.recv().await.unwrap().item.key, Key::from("/late"), "only a prefix of events is skipped");
     }
 
     #[tokio::test]
