@@ -102,3 +102,72 @@ async fn unreachable_endpoint_is_one_clear_error() {
     assert!(err.to_string().contains("127.0.0.1:9"), "names the endpoint: {err}");
     assert!(started.elapsed() < Duration::from_secs(10), "gives up within the dial timeout");
 }
+
+/// A CA and certificates signed by it, written as PEM files into `dir`.
+struct Pki {
+    ca: std::path::PathBuf,
+    server: (std::path::PathBuf, std::path::PathBuf),
+    client: (std::path::PathBuf, std::path::PathBuf),
+}
+
+fn pki(dir: &std::path::Path, name: &str) -> Pki {
+    use rcgen::{BasicConstraints, CertificateParams, DnType, ExtendedKeyUsagePurpose, IsCa, Issuer, KeyPair};
+    let ca_key = KeyPair::generate().unwrap();
+    let mut ca_params = CertificateParams::new(Vec::<String>::new()).unwrap();
+    ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    ca_params.distinguished_name.push(DnType::CommonName, format!("{name} test CA"));
+    let ca_cert = ca_params.self_signed(&ca_key).unwrap();
+    let issuer = Issuer::new(ca_params, ca_key);
+    let write = |file: &str, text: String| {
+        let p = dir.join(format!("{name}-{file}"));
+        std::fs::write(&p, text).unwrap();
+        p
+    };
+    let leaf = |sans: Vec<String>, usage: Vec<ExtendedKeyUsagePurpose>, file: &str| {
+        let key = KeyPair::generate().unwrap();
+        let mut params = CertificateParams::new(sans).unwrap();
+        params.extended_key_usages = usage;
+        params.distinguished_name.push(DnType::CommonName, file);
+        let cert = params.signed_by(&key, &issuer).unwrap();
+        (write(&format!("{file}.pem"), cert.pem()), write(&format!("{file}-key.pem"), key.serialize_pem()))
+    };
+    // etcd's own gateway dials the server with the server certificate, so it
+    // needs the client usage too (as etcd's docs say).
+    let both = vec![ExtendedKeyUsagePurpose::ServerAuth, ExtendedKeyUsagePurpose::ClientAuth];
+    let server = leaf(vec!["localhost".into(), "127.0.0.1".into()], both, "server");
+    let client = leaf(vec![], vec![ExtendedKeyUsagePurpose::ClientAuth], "client");
+    Pki { ca: write("ca.pem", ca_cert.pem()), server, client }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mutual_tls() {
+    let dir = tempfile::tempdir().unwrap();
+    let good = pki(dir.path(), "cluster");
+    let tls = testcontainers::EtcdTls {
+        cert_file: good.server.0.clone(),
+        key_file: good.server.1.clone(),
+        ca_file: good.ca.clone(),
+    };
+    let Some(etcd) = testcontainers::or_skip(testcontainers::etcd_tls(tls)).await else { return };
+    assert!(etcd.endpoint.starts_with("https://"), "{}", etcd.endpoint);
+    let cfg = |client: &(std::path::PathBuf, std::path::PathBuf), ca: &std::path::Path| -> StorageConfig {
+        serde_norway::from_str(&format!(
+            "type: etcd\npeers: [{}]\nprefix: /tls/\ntls_cert_file: {}\ntls_key_file: {}\ntls_ca_file: {}\ndial_timeout: 3s\n",
+            etcd.endpoint,
+            client.0.display(),
+            client.1.display(),
+            ca.display()
+        ))
+        .unwrap()
+    };
+    let b = registry::open(&cfg(&good.client, &good.ca), OpenOptions::create()).await.expect("mTLS open");
+    b.put(Item::new("/over/tls", "secret-free value")).await.unwrap();
+    assert_eq!(b.get(&Key::from("/over/tls")).await.unwrap().value, b"secret-free value");
+
+    // A client certificate from another CA is refused, with one clear error.
+    let other = pki(dir.path(), "intruder");
+    let err = registry::open(&cfg(&other.client, &good.ca), OpenOptions::create()).await.unwrap_err();
+    assert!(matches!(err.kind(), ErrorKind::ConnectionProblem | ErrorKind::AccessDenied), "{:?}: {err}", err.kind());
+    assert!(err.to_string().contains(&etcd.endpoint.replace("https://", "")), "names the endpoint: {err}");
+    eprintln!("refused as expected: {err}");
+}

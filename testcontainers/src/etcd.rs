@@ -2,6 +2,10 @@
 //! free loopback port, in its own data dir. Ready once `GET /health` reports
 //! `"health":"true"`. The client URL serves gRPC (etcd-client) and the v3
 //! JSON gateway (`POST {endpoint}/v3/kv/put`, base64 keys and values).
+//!
+//! [`etcd_tls`](crate::etcd_tls) starts the same server with mutual TLS
+//! (`https://` client URL, `--client-cert-auth`) from certificates the test
+//! provides; readiness is then probed on a plain-HTTP metrics URL.
 
 use std::ffi::OsString;
 use std::path::{Path, PathBuf};
@@ -21,6 +25,17 @@ pub struct Etcd {
     /// etcd's `--data-dir` (None in a container).
     pub data_dir: Option<PathBuf>,
     backing: Backing,
+}
+
+/// Certificates for an etcd that requires mutual TLS (PEM files).
+#[derive(Debug, Clone)]
+pub struct EtcdTls {
+    /// The server certificate (must name 127.0.0.1 / localhost).
+    pub cert_file: PathBuf,
+    /// The server's private key.
+    pub key_file: PathBuf,
+    /// The CA that signed the server certificate and the client certificates.
+    pub ca_file: PathBuf,
 }
 
 impl Etcd {
@@ -47,26 +62,32 @@ impl Fixture for Etcd {
     crate::delegate_to_backing!();
 }
 
-pub(crate) async fn start() -> Result<Etcd, Error> {
+pub(crate) async fn start(tls: Option<EtcdTls>) -> Result<Etcd, Error> {
     match Provider::from_env().await? {
         Provider::Local => {
             let bin = local::find_binary(Server::Etcd, "etcd")?;
-            local::with_port_retry(async || start_local(&bin).await).await
+            local::with_port_retry(async || start_local(&bin, tls.as_ref()).await).await
         }
         #[cfg(feature = "containers")]
-        Provider::Container => start_container().await,
+        Provider::Container if tls.is_none() => start_container().await,
+        #[cfg(feature = "containers")]
+        Provider::Container => {
+            Err(Error::setup(Server::Etcd, "start etcd with TLS", "only the local provider starts etcd with TLS"))
+        }
     }
 }
 
-async fn start_local(bin: &Path) -> Result<Etcd, Error> {
+async fn start_local(bin: &Path, tls: Option<&EtcdTls>) -> Result<Etcd, Error> {
     let server = Server::Etcd;
     let host = "127.0.0.1";
     let dir = local::temp_dir(server)?;
     let data_dir = dir.path().join("data");
-    let [client, peer] = local::free_ports::<2>(server, host)?;
-    let client_url = format!("http://{host}:{client}");
+    let [client, peer, metrics] = local::free_ports::<3>(server, host)?;
+    let scheme = if tls.is_some() { "https" } else { "http" };
+    let client_url = format!("{scheme}://{host}:{client}");
     let peer_url = format!("http://{host}:{peer}");
-    let args: Vec<OsString> = vec![
+    let metrics_url = format!("http://{host}:{metrics}");
+    let mut args: Vec<OsString> = vec![
         "--name".into(),
         "n1".into(),
         "--data-dir".into(),
@@ -83,11 +104,24 @@ async fn start_local(bin: &Path) -> Result<Etcd, Error> {
         format!("n1={peer_url}").into(),
         "--initial-cluster-state".into(),
         "new".into(),
+        "--listen-metrics-urls".into(),
+        metrics_url.clone().into(),
     ];
+    if let Some(tls) = tls {
+        args.extend([
+            "--cert-file".into(),
+            tls.cert_file.clone().into_os_string(),
+            "--key-file".into(),
+            tls.key_file.clone().into_os_string(),
+            "--trusted-ca-file".into(),
+            tls.ca_file.clone().into_os_string(),
+            "--client-cert-auth".into(),
+        ]);
+    }
     let cmd = local::command(bin, &args, None);
     let mut process = LocalServer::spawn(server, dir, cmd, STOP_TERM)?;
     let client_http = probe::http_client(server)?;
-    process.wait_ready(&client_url, || probe::etcd(&client_http, &client_url)).await?;
+    process.wait_ready(&client_url, || probe::etcd(&client_http, &metrics_url)).await?;
     Ok(Etcd {
         endpoint: client_url,
         host: host.to_string(),

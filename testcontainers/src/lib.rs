@@ -46,7 +46,7 @@ mod server;
 pub use azure::Azurite;
 pub use dynamodb::DynamoDb;
 pub use error::Error;
-pub use etcd::Etcd;
+pub use etcd::{Etcd, EtcdTls};
 pub use gcs::{Gcs, GcsOptions};
 pub use local::{find_binary, services_dir, workspace_root};
 pub use postgres::Postgres;
@@ -113,7 +113,13 @@ fn prefixed(server: Server, vars: Vec<(&str, String)>) -> Vec<(String, String)> 
 
 /// Starts etcd. See [`etcd`](mod@etcd).
 pub async fn etcd() -> Result<Etcd, Error> {
-    etcd::start().await
+    etcd::start(None).await
+}
+
+/// Starts etcd requiring mutual TLS with the given certificates (local
+/// provider only).
+pub async fn etcd_tls(tls: EtcdTls) -> Result<Etcd, Error> {
+    etcd::start(Some(tls)).await
 }
 
 /// Starts a DynamoDB-compatible server (moto). See [`dynamodb`](mod@dynamodb).

@@ -86,7 +86,18 @@ async fn check_version(client: &Client, peers: &[String], dial: Duration) -> Res
         }
         return Ok(());
     }
-    Err(last.unwrap_or_else(|| Error::bad_parameter("etcd: no peers configured")))
+    Err(match last {
+        Some(e) if e.kind() == ErrorKind::ConnectionProblem => Error::new(
+            ErrorKind::ConnectionProblem,
+            format!(
+                "{} (check `peers`, that etcd runs, and for TLS that tls_ca_file signed the server certificate \
+                 and the server trusts the CA of tls_cert_file)",
+                e.message()
+            ),
+        ),
+        Some(e) => e,
+        None => Error::bad_parameter("etcd: no peers configured"),
+    })
 }
 
 /// Maps an etcd client error to a backend error kind.
@@ -94,9 +105,12 @@ pub fn map_err(e: etcd_client::Error) -> Error {
     use etcd_client::Error as E;
     let kind = match &e {
         E::GRpcStatus(s) => match s.code() {
-            tonic::Code::Unavailable | tonic::Code::DeadlineExceeded | tonic::Code::Aborted => {
-                ErrorKind::ConnectionProblem
-            }
+            // Cancelled: the server closed the connection, e.g. after
+            // refusing our client certificate in the TLS handshake.
+            tonic::Code::Unavailable
+            | tonic::Code::DeadlineExceeded
+            | tonic::Code::Aborted
+            | tonic::Code::Cancelled => ErrorKind::ConnectionProblem,
             tonic::Code::PermissionDenied | tonic::Code::Unauthenticated => ErrorKind::AccessDenied,
             tonic::Code::ResourceExhausted => ErrorKind::LimitExceeded,
             tonic::Code::InvalidArgument if s.message().contains("too large") => ErrorKind::LimitExceeded,
@@ -105,6 +119,8 @@ pub fn map_err(e: etcd_client::Error) -> Error {
             tonic::Code::InvalidArgument | tonic::Code::FailedPrecondition | tonic::Code::OutOfRange => {
                 ErrorKind::BadParameter
             }
+            // tonic reports failed connections (refused, TLS handshake) as Unknown.
+            tonic::Code::Unknown if s.message().contains("transport") => ErrorKind::ConnectionProblem,
             _ => ErrorKind::Internal,
         },
         E::TransportError(_) | E::IoError(_) | E::WatchError(_) | E::LeaseKeepAliveError(_) => {
@@ -115,10 +131,20 @@ pub fn map_err(e: etcd_client::Error) -> Error {
         }
         _ => ErrorKind::Internal,
     };
-    let msg = match &e {
+    let mut msg = match &e {
         E::GRpcStatus(s) => format!("etcd: {}", s.message()),
         other => format!("etcd: {other}"),
     };
+    // The cause (refused connection, certificate problem) is in the chain.
+    let mut cause = std::error::Error::source(&e);
+    while let Some(c) = cause {
+        let text = c.to_string();
+        if !msg.contains(&text) {
+            msg.push_str(": ");
+            msg.push_str(&text);
+        }
+        cause = c.source();
+    }
     Error::new(kind, msg)
 }
 
