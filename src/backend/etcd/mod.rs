@@ -65,6 +65,8 @@ pub struct Inner {
     client: Client,
     prefix: Vec<u8>,
     endpoints: String,
+    /// `etcd_max_client_msg_size_bytes`: the largest request we send.
+    max_send: usize,
     leases: Leases,
     fanout: Fanout,
     clock: Arc<dyn Clock>,
@@ -109,6 +111,7 @@ impl EtcdBackend {
             client,
             prefix,
             endpoints,
+            max_send: cfg.etcd_max_client_msg_size_bytes.unwrap_or(usize::MAX),
             leases: Leases::default(),
             fanout: Fanout::default(),
             clock: opts.clock,
@@ -119,7 +122,11 @@ impl EtcdBackend {
     }
 
     fn kv(&self) -> KvClient {
-        self.inner.client.kv_client().max_decoding_message_size(i32::MAX as usize)
+        self.inner
+            .client
+            .kv_client()
+            .max_decoding_message_size(i32::MAX as usize)
+            .max_encoding_message_size(self.inner.max_send)
     }
 
     fn full(&self, key: &Key) -> Vec<u8> {
