@@ -1,12 +1,13 @@
 //! An access cluster (auth, proxy and node services) built around disaster
 //! recovery. See DESIGN.md at the repository root for the map of the house:
-//! `cli` drives `backend` (cluster state) through `config` (storage configs).
+//! `cli` drives `clone` and `backend` (cluster state), reading `config`.
 //!
-//! Data flows one way: `cli -> backend`; nothing below `cli` points up, and
+//! Data flows one way: `cli -> clone -> backend`; nothing below `cli` points up, and
 //! `config` is a leaf that any layer may read.
 
 pub mod backend;
 pub mod cli;
+pub mod clone;
 pub mod config;
 
 /// The version of this build, as printed by `teleport version`.

@@ -61,10 +61,20 @@ enum BackendCommand {
         /// The item's key.
         key: String,
     },
+    /// Copy cluster state between two stores, as described by a clone file
+    /// (-c clone.yaml with `src`, `dst`, `parallel`, `force`).
+    Clone(super::clone_cmd::CloneArgs),
+    /// Compare the two stores of a clone file item by item (exit code 3 when they differ).
+    Verify(super::clone_cmd::VerifyArgs),
 }
 
 /// Runs a `teleport backend` command.
-pub async fn run(args: BackendArgs) -> anyhow::Result<()> {
+pub async fn run(args: BackendArgs) -> anyhow::Result<std::process::ExitCode> {
+    match args.command {
+        BackendCommand::Clone(a) => return super::clone_cmd::clone(&clone_file(args.config)?, a).await,
+        BackendCommand::Verify(a) => return super::clone_cmd::verify_cmd(&clone_file(args.config)?, a).await,
+        _ => {}
+    }
     let path = super::teleport::config_path(args.config)?;
     let source = config::load_storage_source(&path)?;
     let storage = source.storage();
@@ -76,9 +86,17 @@ pub async fn run(args: BackendArgs) -> anyhow::Result<()> {
         BackendCommand::Get { key, format } => get(backend.as_ref(), &key, format).await,
         BackendCommand::Rm { key, yes } => rm(backend.as_ref(), &key, yes).await,
         BackendCommand::Edit { key } => edit(backend.clone(), &key).await,
+        BackendCommand::Clone(_) | BackendCommand::Verify(_) => Ok(()),
     };
     let _ = backend.close().await;
-    out
+    out.map(|()| std::process::ExitCode::SUCCESS)
+}
+
+/// The clone file `-c` names; upstream's message when it is missing.
+fn clone_file(config: Option<PathBuf>) -> anyhow::Result<PathBuf> {
+    config.ok_or_else(|| {
+        anyhow::anyhow!("required flag --config/-c not provided: give the clone file (src, dst, parallel, force)")
+    })
 }
 
 /// The range `ls` covers: everything, or the exact prefix.

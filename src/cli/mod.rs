@@ -5,6 +5,7 @@
 //! This is the binaries' edge, so errors are `anyhow` here and nowhere else.
 
 mod backend_cmd;
+mod clone_cmd;
 mod output;
 pub mod tctl;
 pub mod teleport;
@@ -30,7 +31,7 @@ pub(crate) fn init_logging(debug: bool) {
 /// code, printing the error chain as one line prefixed by the program name.
 pub(crate) fn run_async<F>(prog: &str, fut: F) -> ExitCode
 where
-    F: std::future::Future<Output = anyhow::Result<()>>,
+    F: std::future::Future<Output = anyhow::Result<ExitCode>>,
 {
     let rt = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(rt) => rt,
@@ -40,7 +41,7 @@ where
         }
     };
     match rt.block_on(fut) {
-        Ok(()) => ExitCode::SUCCESS,
+        Ok(code) => code,
         Err(e) => report(prog, &e),
     }
 }

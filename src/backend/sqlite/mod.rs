@@ -113,7 +113,8 @@ impl SqliteBackend {
         })
         .await
         .map_err(|e| Error::new(ErrorKind::Internal, "open task failed").with_source(e))?
-        .map_err(|e| e.context(&what))?;
+        // A missing database's message already names the file.
+        .map_err(|e| if e.kind() == ErrorKind::NotFound { e } else { e.context(&what) })?;
         let inner = Arc::new(Inner {
             conn: Mutex::new(conn),
             file,
