@@ -413,11 +413,12 @@ fn print_summary(s: &CloneSummary, format: Format) -> anyhow::Result<()> {
     }
     writeln!(
         w,
-        "copied {} items ({}) in {:.1}s, {:.0} items/s",
+        "copied {} items ({}) in {:.1}s, {:.0} items/s ({:.1}s in all, with planning and counting)",
         s.copied,
         human_bytes(s.bytes),
-        s.seconds,
-        s.items_per_sec
+        s.copy_seconds,
+        s.items_per_sec,
+        s.seconds
     )?;
     if s.resumed > 0 {
         writeln!(w, "resumed: {} items were committed by the interrupted run", s.resumed)?;

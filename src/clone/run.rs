@@ -69,9 +69,11 @@ pub struct CloneSummary {
     pub mirror: bool,
     /// Destination items deleted by `--mirror`.
     pub mirrored_deletes: u64,
-    /// Seconds the run took.
+    /// Seconds the run took, planning and counting included.
     pub seconds: f64,
-    /// Items committed per second in this run.
+    /// Seconds the copy itself took.
+    pub copy_seconds: f64,
+    /// Items committed per second of the copy.
     pub items_per_sec: f64,
     /// Items of the selection in the destination afterwards.
     pub destination_items: u64,
@@ -234,6 +236,7 @@ pub async fn run(
         mirror: opts.mirror,
         mirrored_deletes: 0,
         seconds: 0.0,
+        copy_seconds: 0.0,
         items_per_sec: 0.0,
         destination_items: 0,
         verify: None,
@@ -262,7 +265,9 @@ pub async fn run(
         resume_after,
         checkpoint: cp.clone(),
     };
+    let copy_started = Instant::now();
     let stats = copy(src.clone(), dst.clone(), sel, cfg, progress.clone(), cancel.clone()).await?;
+    summary.copy_seconds = copy_started.elapsed().as_secs_f64();
     summary.copied = stats.items;
     summary.bytes = stats.bytes;
     if opts.mirror || following_again {
@@ -273,7 +278,7 @@ pub async fn run(
     summary.skipped_expired = snap.skipped_expired;
     summary.skipped_oversized = snap.skipped_oversized;
     summary.seconds = started.elapsed().as_secs_f64();
-    summary.items_per_sec = if summary.seconds > 0.0 { stats.items as f64 / summary.seconds } else { 0.0 };
+    summary.items_per_sec = if summary.copy_seconds > 0.0 { stats.items as f64 / summary.copy_seconds } else { 0.0 };
     summary.destination_items = count(dst.as_ref(), sel).await.map_err(|source| CloneError::Destination {
         store: dst.describe(),
         what: "count items after the copy".into(),
