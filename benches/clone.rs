@@ -132,6 +132,7 @@ fn peak_rss(dir: &Path, n: usize, rt: &tokio::runtime::Runtime) -> (u64, f64) {
     )
     .expect("write clone file");
     let t = Instant::now();
+    #[allow(clippy::zombie_processes)] // reaped by wait4 below
     let child = std::process::Command::new(env!("CARGO_BIN_EXE_teleport"))
         .args(["backend", "-c", cfg.to_str().unwrap_or_default(), "clone", "--format", "json"])
         .stdout(std::process::Stdio::null())
