@@ -232,13 +232,26 @@ pub(crate) struct RunAs {
 }
 
 /// Builds the `Command` for a server program: its own process group (so the
-/// server and its children can be killed together), stdin closed, and
-/// optionally another user.
+/// server and its children can be killed together), stdin closed,
+/// optionally another user, and (on Linux) killed by the kernel if the
+/// process that started it dies without stopping it (a SIGKILLed test run
+/// would otherwise leak its servers).
 pub(crate) fn command(program: &Path, args: &[OsString], run_as: Option<RunAs>) -> Command {
     let mut cmd = Command::new(program);
     cmd.args(args).stdin(Stdio::null()).process_group(0);
     if let Some(user) = run_as {
         cmd.uid(user.uid).gid(user.gid);
+    }
+    #[cfg(target_os = "linux")]
+    {
+        // SAFETY: prctl is async-signal-safe and touches only this process.
+        // It runs after the uid/gid change, which would otherwise clear it.
+        unsafe {
+            cmd.pre_exec(|| {
+                libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
+                Ok(())
+            });
+        }
     }
     cmd
 }

@@ -118,3 +118,41 @@ fn container_provider_without_docker_is_a_clear_error() {
         assert!(stderr.contains("without its `containers` feature"), "{stderr}");
     }
 }
+
+#[test]
+fn servers_die_with_a_killed_parent() {
+    if testcontainers::find_binary(testcontainers::Server::Etcd, "etcd").is_err() {
+        assert!(!testcontainers::services_required(), "etcd is missing; run scripts/install-test-services.sh etcd");
+        eprintln!("SKIPPED: etcd missing; run scripts/install-test-services.sh etcd");
+        return;
+    }
+    let mut child = Command::new(BIN)
+        .args(["up", "etcd"])
+        .env_remove("TELEPORT_TEST_PROVIDER")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("start teleport-testcontainers");
+    let stdout = child.stdout.take().expect("piped stdout");
+    let mut text = String::new();
+    for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+        text.push_str(&line);
+        text.push('\n');
+        if line == "# ready" {
+            break;
+        }
+    }
+    let port: u16 = exports(&text)
+        .into_iter()
+        .find(|(k, _)| k == "TELEPORT_TEST_ETCD_PORT")
+        .and_then(|(_, v)| v.parse().ok())
+        .expect("etcd port exported");
+    // SIGKILL: no Drop runs in the parent; the kernel must stop etcd.
+    child.kill().expect("kill");
+    let _ = child.wait();
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while TcpStream::connect(("127.0.0.1", port)).is_ok() {
+        assert!(std::time::Instant::now() < deadline, "etcd outlived its killed parent");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
