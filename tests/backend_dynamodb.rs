@@ -11,7 +11,9 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::config::{BehaviorVersion, Credentials, Region};
 use aws_sdk_dynamodb::primitives::Blob;
-use aws_sdk_dynamodb::types::{AttributeDefinition, AttributeValue, BillingMode, KeySchemaElement, KeyType, ScalarAttributeType};
+use aws_sdk_dynamodb::types::{
+    AttributeDefinition, AttributeValue, BillingMode, KeySchemaElement, KeyType, ScalarAttributeType,
+};
 use teleport::backend::dynamodb::DynamoDbBackend;
 use teleport::backend::registry::{self, OpenOptions};
 use teleport::backend::{BLANK_REVISION, Backend, Clock, ErrorKind, Item, Key, suite};
@@ -174,10 +176,18 @@ async fn foreign_schema_is_refused() {
     raw.create_table()
         .table_name(&table)
         .attribute_definitions(
-            AttributeDefinition::builder().attribute_name("HashKey").attribute_type(ScalarAttributeType::S).build().unwrap(),
+            AttributeDefinition::builder()
+                .attribute_name("HashKey")
+                .attribute_type(ScalarAttributeType::S)
+                .build()
+                .unwrap(),
         )
         .attribute_definitions(
-            AttributeDefinition::builder().attribute_name("Key").attribute_type(ScalarAttributeType::S).build().unwrap(),
+            AttributeDefinition::builder()
+                .attribute_name("Key")
+                .attribute_type(ScalarAttributeType::S)
+                .build()
+                .unwrap(),
         )
         .key_schema(KeySchemaElement::builder().attribute_name("HashKey").key_type(KeyType::Hash).build().unwrap())
         .key_schema(KeySchemaElement::builder().attribute_name("Key").key_type(KeyType::Range).build().unwrap())

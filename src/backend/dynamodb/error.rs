@@ -107,7 +107,9 @@ where
                 "ConditionalCheckFailedException" => DynamoError::ConditionFailed { op },
                 "ResourceNotFoundException" => DynamoError::NoTable { store, hint: "" },
                 c if BUSY_CODES.contains(&c) => DynamoError::Busy { store, op, code, message },
-                c if CREDENTIAL_CODES.contains(&c) => DynamoError::Credentials { store, cause: format!("{code}: {message}") },
+                c if CREDENTIAL_CODES.contains(&c) => {
+                    DynamoError::Credentials { store, cause: format!("{code}: {message}") }
+                }
                 "ValidationException" | "SerializationException" => {
                     let lower = message.to_ascii_lowercase();
                     let size = lower.contains("size") || lower.contains("too large") || lower.contains("length");

@@ -47,6 +47,10 @@ pub const ITEM_OVERHEAD_BYTES: usize = 160;
 /// The "teleport" prefix every sort key carries.
 pub const SORT_KEY_PREFIX_BYTES: usize = 8;
 
+// A batch of the largest items always fits one BatchWriteItem request, so
+// batches are split by count only.
+const _: () = assert!(MAX_BATCH_WRITE_ITEMS * MAX_ITEM_BYTES <= MAX_BATCH_WRITE_BYTES);
+
 /// The limits this store reports through `Backend::limits()`.
 pub fn limits() -> Limits {
     Limits {
@@ -68,7 +72,5 @@ mod tests {
         assert_eq!(l.max_batch_items, 25);
         assert_eq!(l.max_atomic_actions, 64);
         assert_eq!(l.max_key_len, Some(1016));
-        // A batch of the largest items still fits one request.
-        assert!(MAX_BATCH_WRITE_ITEMS * MAX_ITEM_BYTES <= MAX_BATCH_WRITE_BYTES);
     }
 }

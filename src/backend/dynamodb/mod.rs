@@ -174,11 +174,12 @@ impl DynamoDbBackend {
         (now, record::now_secs(now))
     }
 
-    fn fail(&self, e: DynamoError) -> Error {
-        e.into()
-    }
-
-    async fn put_item(&self, attrs: Attrs, cond: Option<Expr>, op: &'static str) -> std::result::Result<(), DynamoError> {
+    async fn put_item(
+        &self,
+        attrs: Attrs,
+        cond: Option<Expr>,
+        op: &'static str,
+    ) -> std::result::Result<(), DynamoError> {
         let mut req = self.inner.client.put_item().table_name(&self.inner.table).set_item(Some(attrs));
         if let Some(c) = cond {
             req = req
@@ -223,7 +224,7 @@ impl DynamoDbBackend {
         match self.put_item(attrs, cond(secs), op).await {
             Ok(()) => Ok(Lease::new(&item.key, &revision)),
             Err(DynamoError::ConditionFailed { .. }) => Err(on_fail()),
-            Err(e) => Err(self.fail(e)),
+            Err(e) => Err(e.into()),
         }
     }
 
@@ -394,6 +395,9 @@ impl Backend for DynamoDbBackend {
     async fn scan(&self, start: Bound<&Key>, end: Bound<&Key>, descending: bool, limit: usize) -> Result<Vec<Item>> {
         self.check_open()?;
         let Some((lo, hi)) = record::query_bounds(start, end) else { return Ok(Vec::new()) };
+        if limit == 0 {
+            return Ok(Vec::new());
+        }
         let (now, secs) = self.now();
         let mut out = Vec::new();
         let mut next: Option<Attrs> = None;
@@ -466,12 +470,17 @@ impl Backend for DynamoDbBackend {
         }
         let key = expected.key.clone();
         let value = expected.value;
-        self.write(&replace_with, |now| Some(record::has_value(&value, now)), "compare and swap", || {
-            Error::new(
-                ErrorKind::CompareFailed,
-                format!("current value does not match expected for {key:?} (or the key is not found)"),
-            )
-        })
+        self.write(
+            &replace_with,
+            |now| Some(record::has_value(&value, now)),
+            "compare and swap",
+            || {
+                Error::new(
+                    ErrorKind::CompareFailed,
+                    format!("current value does not match expected for {key:?} (or the key is not found)"),
+                )
+            },
+        )
         .await
     }
 
@@ -481,9 +490,12 @@ impl Backend for DynamoDbBackend {
         }
         let key = item.key.clone();
         let revision = item.revision.clone();
-        self.write(&item, |now| Some(record::has_revision(&revision, now)), "conditional update", || {
-            Error::incorrect_revision(&key)
-        })
+        self.write(
+            &item,
+            |now| Some(record::has_revision(&revision, now)),
+            "conditional update",
+            || Error::incorrect_revision(&key),
+        )
         .await
     }
 
@@ -494,7 +506,7 @@ impl Backend for DynamoDbBackend {
         match self.delete_item(key, record::live(secs), "delete").await {
             Ok(()) => Ok(()),
             Err(DynamoError::ConditionFailed { .. }) => Err(Error::not_found(key)),
-            Err(e) => Err(self.fail(e)),
+            Err(e) => Err(e.into()),
         }
     }
 
@@ -507,7 +519,7 @@ impl Backend for DynamoDbBackend {
         match self.delete_item(key, record::has_revision(revision, secs), "conditional delete").await {
             Ok(()) => Ok(()),
             Err(DynamoError::ConditionFailed { .. }) => Err(Error::incorrect_revision(key)),
-            Err(e) => Err(self.fail(e)),
+            Err(e) => Err(e.into()),
         }
     }
 
@@ -569,7 +581,7 @@ impl Backend for DynamoDbBackend {
         match res.map_err(|e| classify(e, &self.inner.store, "keep alive")) {
             Ok(_) => Ok(()),
             Err(DynamoError::ConditionFailed { .. }) => Err(Error::not_found(&lease.key)),
-            Err(e) => Err(self.fail(e)),
+            Err(e) => Err(e.into()),
         }
     }
 

@@ -234,7 +234,10 @@ pub fn live(now: i64) -> Expr {
 
 /// The item is absent or expired at `now`.
 pub fn absent(now: i64) -> Expr {
-    Expr::new("attribute_not_exists(#k) OR #e <= :now").name("#k", FULL_PATH).name("#e", EXPIRES).value(":now", num(now))
+    Expr::new("attribute_not_exists(#k) OR #e <= :now")
+        .name("#k", FULL_PATH)
+        .name("#e", EXPIRES)
+        .value(":now", num(now))
 }
 
 /// The item is live and has `revision` (`BLANK_REVISION`: no revision).

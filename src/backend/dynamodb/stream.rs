@@ -129,8 +129,10 @@ async fn latest_stream_arn(inner: &Inner) -> Result<String> {
     let enabled = table.and_then(|t| t.stream_specification()).is_some_and(|s| s.stream_enabled());
     match table.and_then(|t| t.latest_stream_arn()) {
         Some(arn) if enabled => Ok(arn.to_string()),
-        _ => Err(DynamoError::NoStream { store: inner.store.clone(), what: "the table has no enabled stream".into() }
-            .into()),
+        _ => {
+            Err(DynamoError::NoStream { store: inner.store.clone(), what: "the table has no enabled stream".into() }
+                .into())
+        }
     }
 }
 
@@ -302,7 +304,10 @@ async fn shard_iterator(
         .await
         .map_err(|e| Error::from(classify(e, &inner.store, "get stream shard iterator")))?;
     out.shard_iterator().map(str::to_string).ok_or_else(|| {
-        Error::from(DynamoError::NoStream { store: inner.store.clone(), what: format!("shard {shard} gave no iterator") })
+        Error::from(DynamoError::NoStream {
+            store: inner.store.clone(),
+            what: format!("shard {shard} gave no iterator"),
+        })
     })
 }
 

@@ -90,7 +90,8 @@ pub async fn prepare(client: &Client, cfg: &DynamoDbConfig, store: &str, create:
 }
 
 async fn describe(client: &Client, table: &str, store: &str) -> std::result::Result<TableDescription, DynamoError> {
-    let out = client.describe_table().table_name(table).send().await.map_err(|e| classify(e, store, "describe table"))?;
+    let out =
+        client.describe_table().table_name(table).send().await.map_err(|e| classify(e, store, "describe table"))?;
     out.table().cloned().ok_or_else(|| DynamoError::Service {
         store: store.to_string(),
         op: "describe table",
@@ -101,11 +102,8 @@ async fn describe(client: &Client, table: &str, store: &str) -> std::result::Res
 
 /// Refuses a table whose keys are not HashKey (S, HASH) + FullPath (S, RANGE).
 pub fn check_schema(desc: &TableDescription, store: &str) -> Result<()> {
-    let keys: Vec<(String, String)> = desc
-        .key_schema()
-        .iter()
-        .map(|k| (k.attribute_name().to_string(), k.key_type().as_str().to_string()))
-        .collect();
+    let keys: Vec<(String, String)> =
+        desc.key_schema().iter().map(|k| (k.attribute_name().to_string(), k.key_type().as_str().to_string())).collect();
     let attr_type = |name: &str| {
         desc.attribute_definitions()
             .iter()
@@ -137,7 +135,8 @@ pub fn check_schema(desc: &TableDescription, store: &str) -> Result<()> {
 }
 
 async fn create_table(client: &Client, cfg: &DynamoDbConfig, store: &str) -> Result<()> {
-    let build = |e: aws_sdk_dynamodb::error::BuildError| Error::new(ErrorKind::Internal, "build CreateTable").with_source(e);
+    let build =
+        |e: aws_sdk_dynamodb::error::BuildError| Error::new(ErrorKind::Internal, "build CreateTable").with_source(e);
     let mut req = client
         .create_table()
         .table_name(&cfg.table_name)
@@ -155,8 +154,12 @@ async fn create_table(client: &Client, cfg: &DynamoDbConfig, store: &str) -> Res
                 .build()
                 .map_err(build)?,
         )
-        .key_schema(KeySchemaElement::builder().attribute_name(HASH_KEY).key_type(KeyType::Hash).build().map_err(build)?)
-        .key_schema(KeySchemaElement::builder().attribute_name(FULL_PATH).key_type(KeyType::Range).build().map_err(build)?)
+        .key_schema(
+            KeySchemaElement::builder().attribute_name(HASH_KEY).key_type(KeyType::Hash).build().map_err(build)?,
+        )
+        .key_schema(
+            KeySchemaElement::builder().attribute_name(FULL_PATH).key_type(KeyType::Range).build().map_err(build)?,
+        )
         .stream_specification(
             StreamSpecification::builder()
                 .stream_enabled(true)
