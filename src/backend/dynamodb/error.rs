@@ -156,3 +156,51 @@ where
 {
     classify(err, store, op).into()
 }
+
+#[cfg(test)]
+mod tests {
+    use aws_sdk_dynamodb::error::{ConnectorError, ErrorMetadata};
+    use aws_sdk_dynamodb::operation::get_item::GetItemError;
+
+    use super::*;
+
+    const STORE: &str = "dynamodb table t (region r, endpoint e)";
+
+    fn service(code: &str, message: &str) -> Error {
+        let err = GetItemError::generic(ErrorMetadata::builder().code(code).message(message).build());
+        sdk(SdkError::<GetItemError, ()>::service_error(err, ()), STORE, "get item")
+    }
+
+    #[test]
+    fn service_codes_map_to_kinds() {
+        assert_eq!(service("ConditionalCheckFailedException", "no").kind(), ErrorKind::CompareFailed);
+        assert_eq!(service("ResourceNotFoundException", "no table").kind(), ErrorKind::NotFound);
+        for busy in ["ProvisionedThroughputExceededException", "ThrottlingException", "InternalServerError"] {
+            let e = service(busy, "slow down");
+            assert_eq!(e.kind(), ErrorKind::ConnectionProblem, "{busy}");
+            assert!(e.is_temporary());
+            assert!(e.to_string().starts_with(STORE), "{e}");
+        }
+        for denied in ["AccessDeniedException", "UnrecognizedClientException"] {
+            assert_eq!(service(denied, "who are you").kind(), ErrorKind::AccessDenied, "{denied}");
+        }
+        let e = service("ValidationException", "Item size has exceeded the maximum allowed size");
+        assert_eq!(e.kind(), ErrorKind::LimitExceeded);
+        assert_eq!(service("ValidationException", "Invalid expression").kind(), ErrorKind::BadParameter);
+        assert_eq!(service("SomethingNew", "?").kind(), ErrorKind::Internal);
+    }
+
+    #[test]
+    fn network_failures_are_connection_problems_in_one_line() {
+        let io = std::io::Error::new(std::io::ErrorKind::ConnectionRefused, "Connection refused");
+        let err = SdkError::<GetItemError, ()>::dispatch_failure(ConnectorError::io(Box::new(io)));
+        let e = sdk(err, STORE, "get item");
+        assert_eq!(e.kind(), ErrorKind::ConnectionProblem);
+        let msg = e.to_string();
+        assert!(msg.starts_with(&format!("{STORE}: cannot reach DynamoDB")), "{msg}");
+        assert_eq!(msg.lines().count(), 1);
+        let creds = std::io::Error::other("failed to load credentials: no providers in chain");
+        let err = SdkError::<GetItemError, ()>::dispatch_failure(ConnectorError::other(Box::new(creds), None));
+        assert_eq!(sdk(err, STORE, "get item").kind(), ErrorKind::AccessDenied);
+    }
+}

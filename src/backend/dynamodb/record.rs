@@ -368,9 +368,9 @@ mod tests {
     #[test]
     fn keys_must_be_utf8_and_short() {
         assert_eq!(full_path(&Key::from(vec![b'/', 0xff])).unwrap_err().kind(), ErrorKind::BadParameter);
-        let long = Key::from(format!("/{}", "x".repeat(1015)));
+        let long = Key::from(format!("/{}", "x".repeat(1016)));
         assert_eq!(full_path(&long).unwrap_err().kind(), ErrorKind::LimitExceeded);
-        assert!(full_path(&Key::from(format!("/{}", "x".repeat(1014)))).is_ok());
+        assert!(full_path(&Key::from(format!("/{}", "x".repeat(1015)))).is_ok());
     }
 
     #[test]
