@@ -2,7 +2,8 @@
 //! started by the testcontainers fixture): the whole compliance suite, then
 //! what only this store has: its raw item layout, legacy items without a
 //! revision, refusing a foreign table, never creating a table when asked not
-//! to, and one clear error for an unreachable endpoint.
+//! to, one clear error for an unreachable endpoint, and `teleport backend`
+//! reading a table the store wrote.
 
 use std::path::Path;
 use std::sync::Arc;
@@ -256,4 +257,41 @@ async fn unreachable_endpoint_is_one_clear_error() {
     if let StorageConfig::DynamoDb(c) = &storage {
         assert!(!format!("{c:?}").contains("very-secret-value"));
     }
+}
+
+/// `teleport backend ls/get` read a DynamoDB table written by the store
+/// (the operator's tools open it without creating anything).
+#[tokio::test(flavor = "multi_thread")]
+async fn backend_cli_reads_the_table() {
+    let Some(db) = testcontainers::dynamodb_or_skip().await else { return };
+    let table = table_name("cli");
+    let b = open(&config(&db, &table)).await;
+    b.put(Item::new("/web/users/alice/params", b"{\"kind\":\"user\"}".to_vec())).await.unwrap();
+    b.put(Item::new("/tokens/join", b"tok".to_vec())).await.unwrap();
+    b.close().await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("storage.yaml");
+    std::fs::write(
+        &file,
+        format!(
+            "type: dynamodb\ntable_name: {table}\nregion: {}\nendpoint: {}\naccess_key: {}\nsecret_key: {}\n",
+            db.region, db.endpoint, db.access_key_id, db.secret_access_key
+        ),
+    )
+    .unwrap();
+    let run = |args: &[&str]| {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_teleport"))
+            .args(["backend", "-c", file.to_str().unwrap()])
+            .args(args)
+            .env_remove("RUST_LOG")
+            .output()
+            .expect("run teleport");
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    let ls = run(&["ls"]);
+    for k in ["/web/users/alice/params", "/tokens/join"] {
+        assert!(ls.contains(k), "ls lists {k}:\n{ls}");
+    }
+    assert!(run(&["get", "/web/users/alice/params"]).contains("\"kind\""));
 }
