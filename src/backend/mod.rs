@@ -2,7 +2,8 @@
 //! with the exact semantics of upstream's `lib/backend` (see
 //! docs/backends.md and the compliance suite in [`suite`]).
 //!
-//! The stores live one per file (`memory.rs`, `sqlite/`) and are opened from a
+//! The stores live one per file or folder (`memory.rs`, `sqlite/`,
+//! `dynamodb/`) and are opened from a
 //! storage config by [`registry::open`]. This module may read `config`; it
 //! never reaches up into resources, the CLI or the runtime.
 //!
@@ -19,6 +20,8 @@
 
 pub mod atomic;
 pub mod clock;
+#[cfg(feature = "dynamodb")]
+pub mod dynamodb;
 pub mod error;
 #[cfg(feature = "etcd")]
 pub mod etcd;

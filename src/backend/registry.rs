@@ -46,6 +46,8 @@ pub async fn open(cfg: &StorageConfig, opts: OpenOptions) -> Result<Arc<dyn Back
         }
         #[cfg(feature = "etcd")]
         StorageConfig::Etcd(c) => Ok(Arc::new(super::etcd::EtcdBackend::open(c, opts).await?)),
+        #[cfg(feature = "dynamodb")]
+        StorageConfig::DynamoDb(c) => Ok(Arc::new(super::dynamodb::DynamoDbBackend::open(c, opts).await?)),
         other => Err(Error::new(
             ErrorKind::BadParameter,
             format!(
@@ -62,6 +64,9 @@ pub fn supported_types() -> Vec<&'static str> {
     let mut types = vec!["sqlite", "memory"];
     if cfg!(feature = "etcd") {
         types.push("etcd");
+    }
+    if cfg!(feature = "dynamodb") {
+        types.push("dynamodb");
     }
     types
 }

@@ -1,6 +1,9 @@
 //! DynamoDB fixture: moto server locally (transactions, TTL settings and
 //! Streams work; it checks no signatures, and does not delete expired items
-//! by itself), dynamodb-local in a container. One moto process also serves
+//! by itself), dynamodb-local in a container. moto runs through
+//! `launchers/moto_server.py`, which serves requests one at a time and makes
+//! a failed TransactWriteItems write nothing (stock moto restores a copy of
+//! the whole table, losing concurrent writes and orphaning stream iterators). One moto process also serves
 //! S3 at the same endpoint ([`DynamoDb::s3_endpoint`]); [`crate::s3_versioned`]
 //! starts a moto of its own for S3 tests. Ready once `ListTables` answers.
 
@@ -77,14 +80,30 @@ pub(crate) struct MotoProcess {
     pub data_dir: PathBuf,
 }
 
-/// Starts `moto_server` on a free loopback port, in a fresh temp dir.
+/// The launcher, written into each fixture's temp dir.
+const LAUNCHER: &str = include_str!("../launchers/moto_server.py");
+
+/// Starts moto on a free loopback port, in a fresh temp dir, through
+/// [`LAUNCHER`] run by the Python next to `bin` (moto_server in a venv's
+/// bin/); without such a Python, `bin` itself (stock moto).
 pub(crate) fn spawn_moto(server: Server, bin: &Path) -> Result<MotoProcess, Error> {
     let host = "127.0.0.1";
     let dir = local::temp_dir(server)?;
     let data_dir = dir.path().to_path_buf();
     let [port] = local::free_ports::<1>(server, host)?;
-    let args: Vec<OsString> = vec!["-H".into(), host.into(), "-p".into(), port.to_string().into()];
-    let mut cmd = local::command(bin, &args, None);
+    let mut args: Vec<OsString> = vec!["-H".into(), host.into(), "-p".into(), port.to_string().into()];
+    let python = bin.parent().map(|d| d.join("python3")).filter(|p| p.is_file());
+    let program = match python {
+        Some(python) => {
+            let launcher = data_dir.join("moto_server.py");
+            std::fs::write(&launcher, LAUNCHER)
+                .map_err(|e| Error::setup(server, format!("write {}", launcher.display()), e))?;
+            args.insert(0, launcher.into());
+            python
+        }
+        None => bin.to_path_buf(),
+    };
+    let mut cmd = local::command(&program, &args, None);
     cmd.current_dir(&data_dir).env("PYTHONUNBUFFERED", "1");
     let process = LocalServer::spawn(server, dir, cmd, STOP_TERM)?;
     Ok(MotoProcess { process, endpoint: format!("http://{host}:{port}"), data_dir })
