@@ -1,7 +1,8 @@
 //! Clone throughput next to the destination's raw batched write speed, in
 //! one run, plus the peak memory of cloning a large source.
 //!
-//! For each destination (SQLite; etcd when the server is installed): a
+//! For each destination (SQLite; etcd and DynamoDB on moto when the servers
+//! are installed): a
 //! SQLite source of `--items` items of 1 KiB is cloned with `parallel`
 //! writers, and the same rows are written with the destination's raw client
 //! in the same batch shape. Then `teleport backend clone` clones
@@ -11,6 +12,9 @@
 //! Run with `scripts/bench-clone.sh`.
 
 mod common;
+#[cfg(feature = "dynamodb")]
+#[path = "common/raw_dynamodb.rs"]
+mod raw_dynamodb;
 
 use std::path::Path;
 use std::sync::Arc;
@@ -210,6 +214,34 @@ fn main() {
             rows.push(r);
         } else {
             eprintln!("etcd is not installed: skipping sqlite -> etcd (scripts/install-test-services.sh etcd)");
+        }
+        #[cfg(feature = "dynamodb")]
+        if let Ok(db) = testcontainers::dynamodb().await {
+            // moto is slow (about 3 ms a request): a tenth of the items.
+            let m = (n / 10).max(1000);
+            let small = source(&dir.join("src-small"), m).await;
+            let cfg: StorageConfig = serde_norway::from_str(&format!(
+                "type: dynamodb\ntable_name: clone_bench\nregion: {}\nendpoint: {}\naccess_key: {}\nsecret_key: {}\n",
+                db.region, db.endpoint, db.access_key_id, db.secret_access_key
+            ))
+            .expect("config");
+            // The store creates both tables (upstream's schema).
+            let raw_cfg: StorageConfig = serde_norway::from_str(&format!(
+                "type: dynamodb\ntable_name: clone_bench_raw\nregion: {}\nendpoint: {}\naccess_key: {}\nsecret_key: {}\n",
+                db.region, db.endpoint, db.access_key_id, db.secret_access_key
+            ))
+            .expect("config");
+            let _ = registry::open(&raw_cfg, OpenOptions::create()).await.expect("raw table").close().await;
+            let raw = raw_dynamodb::raw_batch(&raw_dynamodb::raw_client(&db), "clone_bench_raw", 0, m, PARALLEL).await;
+            rows.push(Row::new("dynamodb raw (aws-sdk, moto)", "batched write", m, raw, &format!("BatchWriteItem of 25, {PARALLEL} in flight")));
+            let dst = registry::open(&cfg, OpenOptions::create()).await.expect("dynamodb");
+            let (copy, all) = clone_to(&small, dst).await;
+            let mut r = Row::new("clone sqlite -> dynamodb", "copy", m, copy, &format!("parallel {PARALLEL}; {all:.2}s with plan and count"));
+            r.note = format!("{}; {:.0}% of raw", r.note, 100.0 * raw / copy);
+            rows.push(r);
+            let _ = small.close().await;
+        } else {
+            eprintln!("moto is not installed: skipping sqlite -> dynamodb (scripts/install-test-services.sh moto)");
         }
         let _ = src.close().await;
     });

@@ -7,17 +7,16 @@
 //! Run with `BENCHES=store_dynamodb scripts/bench-backend.sh --items 20000`.
 
 mod common;
+#[path = "common/raw_dynamodb.rs"]
+mod raw_dynamodb;
 
-use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Instant;
 
 use aws_sdk_dynamodb::Client;
-use aws_sdk_dynamodb::config::{BehaviorVersion, Credentials, Region};
-use aws_sdk_dynamodb::primitives::Blob;
-use aws_sdk_dynamodb::types::{AttributeValue, PutRequest, WriteRequest};
+use aws_sdk_dynamodb::types::AttributeValue;
 use common::{Row, key, value};
-use futures::StreamExt;
+use raw_dynamodb::{raw_batch, raw_client, raw_item};
 use teleport::backend::Backend;
 use teleport::backend::dynamodb::DynamoDbBackend;
 use teleport::backend::registry::OpenOptions;
@@ -33,55 +32,6 @@ fn cfg(db: &DynamoDb, table: &str) -> DynamoDbConfig {
         StorageConfig::DynamoDb(c) => c,
         _ => unreachable!("a dynamodb block"),
     }
-}
-
-fn raw_client(db: &DynamoDb) -> Client {
-    Client::from_conf(
-        aws_sdk_dynamodb::config::Builder::new()
-            .behavior_version(BehaviorVersion::latest())
-            .region(Region::new(db.region.clone()))
-            .endpoint_url(&db.endpoint)
-            .credentials_provider(Credentials::new(&db.access_key_id, &db.secret_access_key, None, None, "bench"))
-            .build(),
-    )
-}
-
-fn raw_item(i: usize, v: &[u8]) -> HashMap<String, AttributeValue> {
-    HashMap::from([
-        ("HashKey".to_string(), AttributeValue::S("teleport".into())),
-        ("FullPath".to_string(), AttributeValue::S(format!("teleport{}", key(i)))),
-        ("Value".to_string(), AttributeValue::B(Blob::new(v.to_vec()))),
-        ("Timestamp".to_string(), AttributeValue::N("1700000000".into())),
-        ("Revision".to_string(), AttributeValue::S(uuid::Uuid::new_v4().to_string())),
-    ])
-}
-
-/// BatchWriteItem of items `from..to` in requests of 25, `inflight` at once.
-async fn raw_batch(c: &Client, table: &str, from: usize, to: usize, inflight: usize) -> f64 {
-    let v = value();
-    let t = Instant::now();
-    let chunks: Vec<Vec<usize>> = (from..to).collect::<Vec<_>>().chunks(25).map(<[usize]>::to_vec).collect();
-    futures::stream::iter(chunks)
-        .map(|chunk| {
-            let reqs: Vec<_> = chunk
-                .iter()
-                .map(|i| {
-                    WriteRequest::builder()
-                        .put_request(
-                            PutRequest::builder().set_item(Some(raw_item(*i, &v))).build().expect("put request"),
-                        )
-                        .build()
-                })
-                .collect();
-            async move {
-                let out = c.batch_write_item().request_items(table, reqs).send().await.expect("batch write");
-                assert!(out.unprocessed_items().is_none_or(|m| m.is_empty()), "moto never throttles");
-            }
-        })
-        .buffer_unordered(inflight)
-        .collect::<Vec<()>>()
-        .await;
-    t.elapsed().as_secs_f64()
 }
 
 async fn raw_scan(c: &Client, table: &str, n: usize) -> f64 {

@@ -355,3 +355,48 @@ async fn etcd_to_sqlite_keeps_ttls_and_dry_run_finds_oversized() {
     let s = clone(&big_src, &dst2, CloneOptions { skip_oversized: true, verify: None, ..opts(2) }).await.unwrap();
     assert_eq!((s.copied, s.skipped_oversized), (10, 1));
 }
+
+#[cfg(feature = "dynamodb")]
+fn dynamodb_cfg(db: &testcontainers::DynamoDb, table: &str) -> StorageConfig {
+    serde_norway::from_str(&format!(
+        "type: dynamodb\ntable_name: {table}\nregion: {}\nendpoint: {}\naccess_key: {}\nsecret_key: {}\n",
+        db.region, db.endpoint, db.access_key_id, db.secret_access_key
+    ))
+    .expect("dynamodb config")
+}
+
+/// sqlite -> DynamoDB -> sqlite, TTLs kept both ways; a dry run finds an
+/// item over DynamoDB's 400 KB limit and the clone refuses before writing.
+#[cfg(feature = "dynamodb")]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sqlite_to_dynamodb_and_back() {
+    let Some(db) = testcontainers::dynamodb_or_skip().await else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let src = open(&sqlite_cfg(&dir.path().join("src"))).await;
+    fill(src.as_ref(), 300).await;
+    let ddb = open(&dynamodb_cfg(&db, "clone_there")).await;
+    let s = clone(&src, &ddb, opts(4)).await.expect("sqlite -> dynamodb");
+    assert_eq!(s.copied, 300);
+    assert!(s.verify.as_ref().unwrap().is_equal(), "{:?}", s.verify);
+
+    let back = open(&sqlite_cfg(&dir.path().join("back"))).await;
+    let s = clone(&ddb, &back, opts(4)).await.expect("dynamodb -> sqlite");
+    assert!(s.verify.as_ref().unwrap().is_equal(), "{:?}", s.verify);
+    let a = src.get(&Key::from("/items/key-00030")).await.unwrap();
+    let b = back.get(&Key::from("/items/key-00030")).await.unwrap();
+    // DynamoDB keeps whole seconds (rounded up).
+    suite::assert_time_near(b.expires, a.expires.unwrap(), Duration::from_secs(1));
+
+    // An item over DynamoDB's 400 KB item limit.
+    let big = open(&sqlite_cfg(&dir.path().join("big"))).await;
+    fill(big.as_ref(), 5).await;
+    big.put(Item::new("/items/too-big", vec![b'x'; 500 * 1024])).await.unwrap();
+    let ddb2 = open(&dynamodb_cfg(&db, "clone_big")).await;
+    let dry = clone(&big, &ddb2, CloneOptions { dry_run: true, ..opts(1) }).await.unwrap();
+    assert_eq!((dry.plan.items, dry.plan.violation_count), (6, 1));
+    assert_eq!(dry.plan.violations[0].key, "/items/too-big");
+    assert!(dry.plan.violations[0].message.contains("at most 409440"), "{}", dry.plan.violations[0].message);
+    let err = clone(&big, &ddb2, opts(1)).await.unwrap_err().to_string();
+    assert!(err.contains("/items/too-big") && err.contains("nothing was written"), "{err}");
+    assert!(ddb2.get(&Key::from("/items/key-00001")).await.unwrap_err().is_not_found());
+}
