@@ -2,7 +2,8 @@
 //! with the exact semantics of upstream's `lib/backend` (see
 //! docs/backends.md and the compliance suite in [`suite`]).
 //!
-//! The stores live one per file (`memory.rs`, `sqlite/`) and are opened from a
+//! The stores live one per file or folder (`memory.rs`, `sqlite/`,
+//! `firestore/`) and are opened from a
 //! storage config by [`registry::open`]. This module may read `config`; it
 //! never reaches up into resources, the CLI or the runtime.
 //!
@@ -20,6 +21,8 @@
 pub mod atomic;
 pub mod clock;
 pub mod error;
+#[cfg(feature = "firestore")]
+pub mod firestore;
 pub mod key;
 pub mod lock;
 pub mod memory;

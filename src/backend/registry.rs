@@ -44,6 +44,8 @@ pub async fn open(cfg: &StorageConfig, opts: OpenOptions) -> Result<Arc<dyn Back
         StorageConfig::Memory(_) => {
             Ok(Arc::new(MemoryStore::new().open_with(opts.clock, super::memory::DEFAULT_SWEEP_INTERVAL)?))
         }
+        #[cfg(feature = "firestore")]
+        StorageConfig::Firestore(c) => Ok(Arc::new(super::firestore::FirestoreBackend::open(c, opts).await?)),
         other => Err(Error::new(
             ErrorKind::BadParameter,
             format!(
@@ -57,5 +59,9 @@ pub async fn open(cfg: &StorageConfig, opts: OpenOptions) -> Result<Arc<dyn Back
 
 /// The storage types this build can open.
 pub fn supported_types() -> Vec<&'static str> {
-    vec!["sqlite", "memory"]
+    #[allow(unused_mut)]
+    let mut types = vec!["sqlite", "memory"];
+    #[cfg(feature = "firestore")]
+    types.push("firestore");
+    types
 }
