@@ -61,7 +61,7 @@ impl Server {
             Server::S3 => "s3s-fs",
             Server::Gcs => "gcp-storage-emulator",
             Server::Azure => "Azurite",
-            Server::Firestore => "the Firestore test server (in-process)",
+            Server::Firestore => "the in-process Firestore test server",
             Server::Postgres => "PostgreSQL",
         }
     }

@@ -319,7 +319,7 @@ mod tests {
         doc2.fields.insert(KEY_FIELD.into(), byte_array(b"/a"));
         doc2.fields.insert(REVISION_FIELD.into(), string("f2:x"));
         let r = Record::decode(&doc2).unwrap();
-        assert_eq!((r.key, r.key_form, r.revision()), (Key::from("/a"), KeyForm::Array, "f2:x".to_string()));
+        assert_eq!((r.key.clone(), r.key_form, r.revision()), (Key::from("/a"), KeyForm::Array, "f2:x".to_string()));
     }
 
     #[test]

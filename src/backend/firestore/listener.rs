@@ -24,7 +24,7 @@ use fs::target_change::TargetChangeType;
 use super::Inner;
 use super::client::Client;
 use super::layout::{self, KeyForm, Record};
-use crate::backend::{Event, Fanout, Key};
+use crate::backend::{Event, Key};
 
 /// The listen target's id.
 const TARGET_ID: i32 = 1;
@@ -65,7 +65,7 @@ pub async fn run(inner: Arc<Inner>) {
         inner.current.store(false, Ordering::SeqCst);
         // Whatever happened, watchers may have missed events: close them and
         // start over on a fresh fan-out that will send Init when current.
-        let old = std::mem::replace(&mut *inner.fanout(), Fanout::default());
+        let old = std::mem::take(&mut *inner.fanout());
         old.close_watchers();
         if inner.closed.is_cancelled() {
             return;

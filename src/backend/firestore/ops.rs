@@ -27,6 +27,8 @@ use crate::backend::{Action, Condition, ConditionalAction, Error, ErrorKind, Ite
 pub const CONFLICT_ATTEMPTS: usize = 16;
 /// How often a transaction is retried after ABORTED (upstream `maxTxnAttempts`).
 pub const TRANSACTION_ATTEMPTS: usize = 16;
+/// Attempts of a non-transactional Commit that finds Firestore UNAVAILABLE.
+pub const COMMIT_ATTEMPTS: u32 = 3;
 
 fn precondition(c: ConditionType) -> Option<fs::Precondition> {
     Some(fs::Precondition { condition_type: Some(c) })
@@ -108,9 +110,24 @@ impl Inner {
     }
 
     /// Commits writes, recording the commit time for watchers' catch-up.
+    /// Outside a transaction, UNAVAILABLE (the request most likely never
+    /// arrived) is retried a few times: every write this store sends is
+    /// either idempotent or guarded by a precondition, and the guarded
+    /// callers recognise their own revision when a retry loses to the attempt
+    /// that did arrive.
     async fn commit(&self, writes: Vec<fs::Write>, tx: Vec<u8>) -> std::result::Result<fs::CommitResponse, Status> {
         let changes = writes.iter().any(|w| matches!(w.operation, Some(fs::write::Operation::Update(_))));
-        let r = self.client.commit(writes, tx).await?;
+        let mut attempt = 0;
+        let r = loop {
+            attempt += 1;
+            match self.client.commit(writes.clone(), tx.clone()).await {
+                Err(s) if s.code() == Code::Unavailable && tx.is_empty() && attempt < COMMIT_ATTEMPTS => {
+                    tracing::debug!(store = %self.client.describe, attempt, "commit unavailable; retrying");
+                    tokio::time::sleep(Duration::from_millis(100 << attempt)).await;
+                }
+                other => break other?,
+            }
+        };
         if changes {
             self.note_write(r.commit_time.as_ref());
         }
@@ -125,10 +142,20 @@ impl Inner {
         key: &Key,
         decide: impl Fn(Option<&Record>) -> Result<Plan<T>>,
     ) -> Result<T> {
+        // The revision and answer of the last write that lost a race: if the
+        // document now carries that revision, the write did land (a retried
+        // commit lost only to its own first attempt).
+        let mut tried: Option<(String, T)> = None;
         for _ in 0..CONFLICT_ATTEMPTS {
             self.check_open()?;
             let now = self.clock.now();
             let rec = self.read(key).await?;
+            if let (Some(r), Some((rev, _))) = (&rec, &tried)
+                && r.revision.as_deref() == Some(rev.as_str())
+                && let Some((_, out)) = tried.take()
+            {
+                return Ok(out);
+            }
             let live = rec.as_ref().filter(|r| r.live(now));
             let plan = decide(live)?;
             // A live record was read, so it has an update time.
@@ -139,10 +166,10 @@ impl Inner {
                 ));
             };
             let guard = precondition(ConditionType::UpdateTime(at));
-            let (write, out) = match plan {
-                Plan::Put(item, rev, out) => (self.put_write(key, &item, &rev, guard), out),
-                Plan::Touch(expires, rev, out) => (self.touch_write(key, expires, &rev, at), out),
-                Plan::Delete(out) => (self.delete_write(key, guard), out),
+            let (write, rev, out) = match plan {
+                Plan::Put(item, rev, out) => (self.put_write(key, &item, &rev, guard), Some(rev), out),
+                Plan::Touch(expires, rev, out) => (self.touch_write(key, expires, &rev, at), Some(rev), out),
+                Plan::Delete(out) => (self.delete_write(key, guard), None, out),
             };
             let deletes = matches!(write.operation, Some(fs::write::Operation::Delete(_)));
             match self.commit(vec![write], Vec::new()).await {
@@ -153,7 +180,7 @@ impl Inner {
                     }
                     return Ok(out);
                 }
-                Err(s) if lost_race(&s) => continue,
+                Err(s) if lost_race(&s) => tried = rev.map(|r| (r, out)),
                 Err(s) => return Err(self.client.error(op, Some(key), &s)),
             }
         }
@@ -179,6 +206,10 @@ impl Inner {
             }
             // A document is there: an expired one counts as absent.
             let Some(rec) = self.read(&key).await? else { continue };
+            if rec.revision.as_deref() == Some(rev.as_str()) {
+                // Ours: a retried commit lost only to its own first attempt.
+                return Ok(Lease::new(&key, &rev));
+            }
             if rec.live(self.clock.now()) {
                 return Err(Error::already_exists(&key));
             }
@@ -305,6 +336,11 @@ impl Inner {
         for _ in 0..CONFLICT_ATTEMPTS {
             self.check_open()?;
             let docs = self.client.batch_get(names.clone(), None).await?;
+            let ours = |d: &fs::Document| Record::decode(d).is_ok_and(|r| r.revision.as_deref() == Some(rev));
+            if docs.iter().flatten().any(ours) {
+                // A retried commit lost only to its own first attempt.
+                return Ok(rev.to_string());
+            }
             if !self.conditions_hold(checked, &docs)? {
                 return Err(Error::condition_failed());
             }
