@@ -321,3 +321,62 @@ async fn expiry_purge_limits_and_read_only_open() {
         ErrorKind::BadParameter
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_broken_watch_stream_closes_watchers_and_reconnects() {
+    use testcontainers::firestore::TestServer;
+    let server = TestServer::start().expect("server");
+    let addr = server.addr();
+    let cfg = FirestoreConfig {
+        collection_name: collection(),
+        project_id: Some("p".into()),
+        endpoint: Some(server.endpoint()),
+        retry_period: Some(Duration::from_millis(200)),
+        ..config_without_server()
+    };
+    let b = open(&cfg, teleport::backend::clock::system()).await;
+    let mut w = b.new_watcher(Watch::all("w")).await.expect("watch");
+    assert_eq!(suite::next_event(&mut w, suite::EVENT_TIMEOUT).await.op, OpType::Init);
+    // The server goes away: the watcher is closed, not left silent.
+    drop(server);
+    tokio::time::timeout(Duration::from_secs(10), w.done())
+        .await
+        .expect("the watcher is closed when the stream breaks");
+    let err = b.get(&Key::from("/x")).await.unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::ConnectionProblem, "{err}");
+
+    // It comes back on the same port (empty): the listener reconnects and new
+    // watchers get Init, then events.
+    let _server = TestServer::start_on(addr).expect("restart on the same port");
+    let mut w = tokio::time::timeout(Duration::from_secs(20), async {
+        loop {
+            let mut w = b.new_watcher(Watch::all("w2")).await.expect("watch");
+            match tokio::time::timeout(Duration::from_secs(2), w.recv()).await {
+                Ok(Some(e)) if e.op == OpType::Init => return w,
+                _ => continue,
+            }
+        }
+    })
+    .await
+    .expect("a new watcher gets Init after the reconnect");
+    let k = Key::from("/after");
+    b.put(Item::new(k.clone(), "v")).await.expect("put after restart");
+    suite::expect_event(&mut w, OpType::Put, &k, suite::EVENT_TIMEOUT).await;
+    b.close().await.expect("close");
+}
+
+fn config_without_server() -> FirestoreConfig {
+    FirestoreConfig {
+        collection_name: String::new(),
+        project_id: None,
+        credentials_path: None,
+        endpoint: None,
+        database_id: None,
+        buffer_size: None,
+        retry_period: None,
+        purge_expired_documents_poll_interval: None,
+        disable_expired_document_purge: true,
+        limit_watch_query: false,
+        audit: Default::default(),
+    }
+}

@@ -14,6 +14,7 @@
 //! then by every inequality field not already ordered, then by the document
 //! name in the direction of the last order.
 
+use std::borrow::{Borrow, Cow};
 use std::cmp::Ordering;
 use std::collections::HashMap;
 
@@ -26,11 +27,11 @@ use tonic::Status;
 pub(crate) const NAME_FIELD: &str = "__name__";
 
 /// A stored document as queries see it: its full name and fields.
-pub(crate) trait DocView {
+pub(crate) trait DocView<'a> {
     /// Full resource name (`projects/p/databases/d/documents/c/id`).
-    fn name(&self) -> &str;
+    fn name(&self) -> &'a str;
     /// Top-level fields.
-    fn fields(&self) -> &HashMap<String, fs::Value>;
+    fn fields(&self) -> &'a HashMap<String, fs::Value>;
 }
 
 fn type_rank(v: &fs::Value) -> u8 {
@@ -161,9 +162,13 @@ pub(crate) fn parse_field_path(path: &str) -> Result<Vec<String>, Status> {
 
 /// The value at `path` in a document (`__name__` is the document's name as
 /// a reference value), or None when the field is missing.
-pub(crate) fn lookup(doc: &dyn DocView, path: &str) -> Result<Option<fs::Value>, Status> {
+pub(crate) fn lookup<'a>(doc: &dyn DocView<'a>, path: &str) -> Result<Option<Cow<'a, fs::Value>>, Status> {
     if path == NAME_FIELD {
-        return Ok(Some(fs::Value { value_type: Some(ValueType::ReferenceValue(doc.name().to_string())) }));
+        return Ok(Some(Cow::Owned(fs::Value { value_type: Some(ValueType::ReferenceValue(doc.name().to_string())) })));
+    }
+    if !path.contains(['.', '`']) {
+        // A plain top-level field: no parsing, no copy.
+        return Ok(doc.fields().get(path).map(Cow::Borrowed));
     }
     let segs = parse_field_path(path)?;
     let mut cur = doc.fields().get(&segs[0]);
@@ -173,7 +178,7 @@ pub(crate) fn lookup(doc: &dyn DocView, path: &str) -> Result<Option<fs::Value>,
             _ => None,
         };
     }
-    Ok(cur.cloned())
+    Ok(cur.map(Cow::Borrowed))
 }
 
 fn field_path(f: &Option<sq::FieldReference>) -> Result<&str, Status> {
@@ -184,7 +189,7 @@ fn field_path(f: &Option<sq::FieldReference>) -> Result<&str, Status> {
 }
 
 /// Whether `doc` satisfies `filter`.
-pub(crate) fn matches(filter: &sq::Filter, doc: &dyn DocView) -> Result<bool, Status> {
+pub(crate) fn matches(filter: &sq::Filter, doc: &dyn DocView<'_>) -> Result<bool, Status> {
     use sq::filter::FilterType;
     match &filter.filter_type {
         None => Ok(true),
@@ -218,12 +223,13 @@ pub(crate) fn matches(filter: &sq::Filter, doc: &dyn DocView) -> Result<bool, St
                 return Err(Status::invalid_argument("unary filter without a field"));
             };
             let v = lookup(doc, &field.field_path)?;
+            let v = v.as_deref();
             let op = unary_filter::Operator::try_from(u.op).unwrap_or(unary_filter::Operator::Unspecified);
             Ok(match op {
-                unary_filter::Operator::IsNull => v.as_ref().is_some_and(is_null),
-                unary_filter::Operator::IsNotNull => v.as_ref().is_some_and(|v| !is_null(v)),
-                unary_filter::Operator::IsNan => v.as_ref().is_some_and(is_nan),
-                unary_filter::Operator::IsNotNan => v.as_ref().is_some_and(|v| !is_nan(v) && !is_null(v)),
+                unary_filter::Operator::IsNull => v.is_some_and(is_null),
+                unary_filter::Operator::IsNotNull => v.is_some_and(|v| !is_null(v)),
+                unary_filter::Operator::IsNan => v.is_some_and(is_nan),
+                unary_filter::Operator::IsNotNan => v.is_some_and(|v| !is_nan(v) && !is_null(v)),
                 unary_filter::Operator::Unspecified => {
                     return Err(Status::invalid_argument("unary filter without an operator"));
                 }
@@ -239,7 +245,7 @@ fn array_of(v: &fs::Value) -> Option<&[fs::Value]> {
     }
 }
 
-fn field_matches(f: &sq::FieldFilter, doc: &dyn DocView) -> Result<bool, Status> {
+fn field_matches(f: &sq::FieldFilter, doc: &dyn DocView<'_>) -> Result<bool, Status> {
     use field_filter::Operator as Op;
     let operand = f.value.as_ref().ok_or_else(|| Status::invalid_argument("field filter without a value"))?;
     let op = Op::try_from(f.op).unwrap_or(Op::Unspecified);
@@ -327,9 +333,12 @@ pub(crate) fn effective_orders(q: &fs::StructuredQuery) -> Result<Vec<(String, b
     Ok(orders)
 }
 
-/// A document's values for the ordered fields; None if it lacks one (such
-/// documents are not in the result).
-pub(crate) fn order_key(doc: &dyn DocView, orders: &[(String, bool)]) -> Result<Option<Vec<fs::Value>>, Status> {
+/// A document's values for the ordered fields (borrowed where they can be);
+/// None if it lacks one (such documents are not in the result).
+pub(crate) type OrderKey<'a> = Vec<Cow<'a, fs::Value>>;
+
+/// The order key of `doc` under `orders`.
+pub(crate) fn order_key<'a>(doc: &dyn DocView<'a>, orders: &[(String, bool)]) -> Result<Option<OrderKey<'a>>, Status> {
     let mut out = Vec::with_capacity(orders.len());
     for (path, _) in orders {
         match lookup(doc, path)? {
@@ -341,9 +350,13 @@ pub(crate) fn order_key(doc: &dyn DocView, orders: &[(String, bool)]) -> Result<
 }
 
 /// Compares two order keys under the directions of `orders`.
-pub(crate) fn cmp_keys(a: &[fs::Value], b: &[fs::Value], orders: &[(String, bool)]) -> Ordering {
+pub(crate) fn cmp_keys<A: Borrow<fs::Value>, B: Borrow<fs::Value>>(
+    a: &[A],
+    b: &[B],
+    orders: &[(String, bool)],
+) -> Ordering {
     for ((x, y), (_, desc)) in a.iter().zip(b).zip(orders) {
-        let c = cmp_values(x, y);
+        let c = cmp_values(x.borrow(), y.borrow());
         let c = if *desc { c.reverse() } else { c };
         if c != Ordering::Equal {
             return c;
@@ -352,13 +365,13 @@ pub(crate) fn cmp_keys(a: &[fs::Value], b: &[fs::Value], orders: &[(String, bool
     Ordering::Equal
 }
 
-fn cursor_cmp(key: &[fs::Value], cursor: &fs::Cursor, orders: &[(String, bool)]) -> Ordering {
+fn cursor_cmp(key: &[Cow<'_, fs::Value>], cursor: &fs::Cursor, orders: &[(String, bool)]) -> Ordering {
     let n = cursor.values.len().min(key.len());
     cmp_keys(&key[..n], &cursor.values[..n], &orders[..n])
 }
 
 /// Whether a document at `key` lies inside the query's cursors.
-pub(crate) fn within_cursors(key: &[fs::Value], q: &fs::StructuredQuery, orders: &[(String, bool)]) -> bool {
+pub(crate) fn within_cursors(key: &[Cow<'_, fs::Value>], q: &fs::StructuredQuery, orders: &[(String, bool)]) -> bool {
     if let Some(start) = &q.start_at {
         let c = cursor_cmp(key, start, orders);
         // before=true: start AT the position (inclusive); false: AFTER it.

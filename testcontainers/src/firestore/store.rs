@@ -58,11 +58,11 @@ pub(crate) struct StoredDoc {
 /// A document with its name, as queries see it.
 pub(crate) struct Named<'a>(pub &'a str, pub &'a StoredDoc);
 
-impl DocView for Named<'_> {
-    fn name(&self) -> &str {
+impl<'a> DocView<'a> for Named<'a> {
+    fn name(&self) -> &'a str {
         self.0
     }
-    fn fields(&self) -> &HashMap<String, fs::Value> {
+    fn fields(&self) -> &'a HashMap<String, fs::Value> {
         &self.1.fields
     }
 }
@@ -356,9 +356,8 @@ fn run_query(docs: &BTreeMap<String, Arc<StoredDoc>>, parent: &str, q: &fs::Stru
     }
     let offset = q.offset.max(0) as usize;
     let want = q.limit.map(|l| offset.saturating_add(l.max(0) as usize));
-    let cmp = |a: &(Vec<fs::Value>, &String, &Arc<StoredDoc>), b: &(Vec<fs::Value>, &String, &Arc<StoredDoc>)| {
-        query::cmp_keys(&a.0, &b.0, &orders)
-    };
+    type Hit<'a> = (query::OrderKey<'a>, &'a String, &'a Arc<StoredDoc>);
+    let cmp = |a: &Hit<'_>, b: &Hit<'_>| query::cmp_keys(&a.0, &b.0, &orders);
     if let Some(n) = want
         && n < hits.len()
     {
