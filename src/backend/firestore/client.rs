@@ -69,12 +69,27 @@ pub struct Client {
     pub collection: String,
     /// For messages: "firestore projects/p/databases/d collection c (endpoint ...)".
     pub describe: Arc<str>,
+    /// The routing header Google's client libraries send with every call.
+    routing: tonic::metadata::AsciiMetadataValue,
 }
 
 impl std::fmt::Debug for Client {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str(&self.describe)
     }
+}
+
+/// Percent-encodes everything but unreserved characters (RFC 3986).
+fn url_encode(s: &str) -> String {
+    s.bytes()
+        .map(|b| {
+            if b.is_ascii_alphanumeric() || b"-._~".contains(&b) {
+                (b as char).to_string()
+            } else {
+                format!("%{b:02X}")
+            }
+        })
+        .collect()
 }
 
 fn api_url(endpoint: &str) -> String {
@@ -124,13 +139,27 @@ impl Client {
             };
             Error::new(ErrorKind::ConnectionProblem, format!("{describe}: connect: {e}; {hint}"))
         })?;
+        let routing =
+            format!("project_id={}&database_id={}", url_encode(&project), url_encode(&database_id)).parse().map_err(
+                |_| Error::bad_parameter(format!("{describe}: project_id or database_id is not valid in a header")),
+            )?;
         Ok(Client {
             db,
+            routing,
             parent: format!("{database}/documents"),
             database,
             collection: cfg.collection_name.clone(),
             describe,
         })
+    }
+
+    /// `msg` as a request carrying the routing header
+    /// (`x-goog-request-params: project_id=...&database_id=...`), which
+    /// Firestore uses to route calls to a named database.
+    fn request<T>(&self, msg: T) -> tonic::Request<T> {
+        let mut r = tonic::Request::new(msg);
+        r.metadata_mut().insert("x-goog-request-params", self.routing.clone());
+        r
     }
 
     fn raw(&self) -> FirestoreClient<GoogleAuthMiddleware> {
@@ -220,7 +249,7 @@ impl Client {
         };
         let mut found = self
             .read("read documents", |mut c| {
-                let req = req.clone();
+                let req = self.request(req.clone());
                 async move {
                     let mut s = c.batch_get_documents(req).await?.into_inner();
                     let mut out = std::collections::HashMap::new();
@@ -247,7 +276,7 @@ impl Client {
             ..Default::default()
         };
         self.read("query", |mut c| {
-            let req = req.clone();
+            let req = self.request(req.clone());
             async move {
                 let mut s = c.run_query(req).await?.into_inner();
                 let mut out = Vec::new();
@@ -266,7 +295,7 @@ impl Client {
     /// interpret per operation.
     pub async fn commit(&self, writes: Vec<fs::Write>, tx: Vec<u8>) -> std::result::Result<fs::CommitResponse, Status> {
         let req = fs::CommitRequest { database: self.database.clone(), writes, transaction: tx, request_options: None };
-        match tokio::time::timeout(REQUEST_TIMEOUT, self.raw().commit(req)).await {
+        match tokio::time::timeout(REQUEST_TIMEOUT, self.raw().commit(self.request(req))).await {
             Ok(r) => r.map(|r| r.into_inner()),
             Err(_) => Err(Status::deadline_exceeded(format!("no answer within {REQUEST_TIMEOUT:?}"))),
         }
@@ -276,7 +305,7 @@ impl Client {
     pub async fn begin(&self) -> Result<Vec<u8>> {
         let req = fs::BeginTransactionRequest { database: self.database.clone(), ..Default::default() };
         self.read("begin transaction", |mut c| {
-            let req = req.clone();
+            let req = self.request(req.clone());
             async move { Ok(c.begin_transaction(req).await?.into_inner().transaction) }
         })
         .await
@@ -285,7 +314,7 @@ impl Client {
     /// Rollback; failures are only logged (the transaction expires anyway).
     pub async fn rollback(&self, tx: Vec<u8>) {
         let req = fs::RollbackRequest { database: self.database.clone(), transaction: tx, request_options: None };
-        if let Ok(Err(s)) = tokio::time::timeout(REQUEST_TIMEOUT, self.raw().rollback(req)).await {
+        if let Ok(Err(s)) = tokio::time::timeout(REQUEST_TIMEOUT, self.raw().rollback(self.request(req))).await {
             tracing::debug!(store = %self.describe, code = ?s.code(), "rollback failed (the transaction expires by itself)");
         }
     }
@@ -302,7 +331,7 @@ impl Client {
         };
         // Keep the request half open: closing it would end the stream.
         let requests = futures::StreamExt::chain(futures::stream::iter([add]), futures::stream::pending());
-        Ok(self.raw().listen(requests).await?.into_inner())
+        Ok(self.raw().listen(self.request(requests)).await?.into_inner())
     }
 
     /// A field filter.
@@ -350,5 +379,18 @@ impl Client {
             limit: limit.map(|l| l.min(i32::MAX as usize) as i32),
             ..Default::default()
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn routing_values_and_endpoints() {
+        assert_eq!(url_encode("(default)"), "%28default%29");
+        assert_eq!(url_encode("my-project_1.x~"), "my-project_1.x~");
+        assert_eq!(api_url("localhost:8618"), "http://localhost:8618");
+        assert_eq!(api_url("https://firestore.example"), "https://firestore.example");
     }
 }
