@@ -3,7 +3,7 @@
 //! docs/backends.md and the compliance suite in [`suite`]).
 //!
 //! The stores live one per file or folder (`memory.rs`, `sqlite/`,
-//! `dynamodb/`) and are opened from a
+//! `dynamodb/`, `firestore/`) and are opened from a
 //! storage config by [`registry::open`]. This module may read `config`; it
 //! never reaches up into resources, the CLI or the runtime.
 //!
@@ -25,6 +25,8 @@ pub mod dynamodb;
 pub mod error;
 #[cfg(feature = "etcd")]
 pub mod etcd;
+#[cfg(feature = "firestore")]
+pub mod firestore;
 pub mod key;
 pub mod lock;
 pub mod memory;

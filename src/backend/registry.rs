@@ -48,6 +48,8 @@ pub async fn open(cfg: &StorageConfig, opts: OpenOptions) -> Result<Arc<dyn Back
         StorageConfig::Etcd(c) => Ok(Arc::new(super::etcd::EtcdBackend::open(c, opts).await?)),
         #[cfg(feature = "dynamodb")]
         StorageConfig::DynamoDb(c) => Ok(Arc::new(super::dynamodb::DynamoDbBackend::open(c, opts).await?)),
+        #[cfg(feature = "firestore")]
+        StorageConfig::Firestore(c) => Ok(Arc::new(super::firestore::FirestoreBackend::open(c, opts).await?)),
         other => Err(Error::new(
             ErrorKind::BadParameter,
             format!(
@@ -67,6 +69,9 @@ pub fn supported_types() -> Vec<&'static str> {
     }
     if cfg!(feature = "dynamodb") {
         types.push("dynamodb");
+    }
+    if cfg!(feature = "firestore") {
+        types.push("firestore");
     }
     types
 }

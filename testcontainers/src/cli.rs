@@ -27,7 +27,7 @@ enum Command {
     /// file, wait for the `# ready` line, then `source` the file.
     Up {
         /// Servers to start: etcd, dynamodb, s3, s3-versioned, gcs, azure,
-        /// postgres (default: all).
+        /// firestore, postgres (default: all).
         servers: Vec<Server>,
     },
     /// Show where the local provider finds each server's programs, or how
@@ -148,6 +148,8 @@ fn programs(server: Server) -> &'static [&'static str] {
         Server::S3 => &["s3s-fs"],
         Server::Gcs => &["gcp-storage-emulator"],
         Server::Azure => &["azurite-blob"],
+        // The in-process test server: nothing to find.
+        Server::Firestore => &[],
         Server::Postgres => &["initdb"],
     }
 }
@@ -156,6 +158,9 @@ fn check(servers: &[Server]) -> ExitCode {
     println!("# services dir: {}", crate::services_dir().display());
     let mut missing = 0;
     for &server in servers {
+        if programs(server).is_empty() {
+            println!("{:<13} built in ({})", server.name(), server.program());
+        }
         for program in programs(server) {
             match find_binary(server, program) {
                 Ok(path) => println!("{:<13} {}", server.name(), path.display()),
@@ -195,9 +200,10 @@ mod tests {
 
     #[test]
     fn cli_parses_server_names() {
-        let args = Args::try_parse_from(["x", "up", "etcd", "dynamodb", "s3", "gcs", "azure", "postgres"]).unwrap();
+        let args = Args::try_parse_from(["x", "up", "etcd", "dynamodb", "s3", "gcs", "azure", "firestore", "postgres"])
+            .unwrap();
         match args.command {
-            Command::Up { servers } => assert_eq!(servers.len(), 6),
+            Command::Up { servers } => assert_eq!(servers.len(), 7),
             other => panic!("{other:?}"),
         }
         assert!(Args::try_parse_from(["x", "up", "mysql"]).is_err());

@@ -13,7 +13,8 @@
 //! DynamoDB is dynamodb-local (no Streams/TTL fidelity checks done), both S3
 //! fixtures are MinIO, GCS is fake-gcs-server (its resumable-upload
 //! `Location` uses the container's port, not the mapped one), and no data
-//! dir is visible on the host.
+//! dir is visible on the host. Firestore is Google's official emulator, where
+//! the local provider runs this crate's in-process test server.
 
 use std::future::Future;
 use std::path::PathBuf;
@@ -25,10 +26,10 @@ use tc::{ContainerAsync, ContainerRequest, GenericImage, ImageExt};
 use crate::local::{poll_ready, start_timeout};
 use crate::{Error, Server, postgres, s3};
 
-/// The image the Firestore emulator would run from, recorded for the issue
-/// that decides Firestore testing: Google's Cloud SDK image, tag `emulators`,
-/// started as `gcloud emulators firestore start --host-port=0.0.0.0:8080`.
-/// No fixture uses it yet.
+/// The official Firestore emulator: Google's Cloud SDK image, tag
+/// `emulators`, started as `gcloud emulators firestore start
+/// --host-port=0.0.0.0:8080`. The image is large (~2 GB) and its tag moves;
+/// it is what the container provider runs for [`Server::Firestore`].
 pub const FIRESTORE_EMULATOR_IMAGE: (&str, &str) = ("gcr.io/google.com/cloudsdktool/google-cloud-cli", "emulators");
 /// The port the Firestore emulator listens on in [`FIRESTORE_EMULATOR_IMAGE`].
 pub const FIRESTORE_EMULATOR_PORT: u16 = 8080;
@@ -125,6 +126,20 @@ pub fn spec(server: Server) -> ContainerSpec {
                 "--skipApiVersionCheck",
                 "--disableTelemetry",
                 "--inMemoryPersistence",
+            ]),
+        },
+        Server::Firestore => ContainerSpec {
+            server,
+            image: FIRESTORE_EMULATOR_IMAGE.0,
+            tag: FIRESTORE_EMULATOR_IMAGE.1,
+            port: FIRESTORE_EMULATOR_PORT,
+            env: vec![],
+            cmd: strings(&[
+                "gcloud",
+                "emulators",
+                "firestore",
+                "start",
+                &format!("--host-port=0.0.0.0:{FIRESTORE_EMULATOR_PORT}"),
             ]),
         },
         Server::Postgres => ContainerSpec {
@@ -224,7 +239,7 @@ mod tests {
         assert_eq!(spec(Server::Gcs).image, "fsouza/fake-gcs-server");
         assert_eq!(spec(Server::Azure).image, "mcr.microsoft.com/azure-storage/azurite");
         assert_eq!(spec(Server::Postgres).reference(), "postgres:15");
-        assert_eq!(FIRESTORE_EMULATOR_IMAGE.0, "gcr.io/google.com/cloudsdktool/google-cloud-cli");
+        assert_eq!(spec(Server::Firestore).reference(), "gcr.io/google.com/cloudsdktool/google-cloud-cli:emulators");
     }
 
     #[test]
@@ -239,6 +254,7 @@ mod tests {
                 (Server::S3Versioned, 9000),
                 (Server::Gcs, 4443),
                 (Server::Azure, 10000),
+                (Server::Firestore, 8080),
                 (Server::Postgres, 5432),
             ]
         );
@@ -268,5 +284,8 @@ mod tests {
 
         let dynamo = spec(Server::DynamoDb);
         assert_eq!(dynamo.cmd[..2], ["-jar", "DynamoDBLocal.jar"]);
+
+        let firestore = spec(Server::Firestore);
+        assert_eq!(firestore.cmd, ["gcloud", "emulators", "firestore", "start", "--host-port=0.0.0.0:8080"]);
     }
 }

@@ -9,6 +9,7 @@
 //! | [`s3_versioned()`] | moto server (S3 with versioning) | `minio/minio` |
 //! | [`gcs()`], [`gcs_with()`] | gcp-storage-emulator through `launchers/gcs_emulator.py` | `fsouza/fake-gcs-server` |
 //! | [`azure()`] | Azurite (blob only) | `mcr.microsoft.com/azure-storage/azurite` |
+//! | [`firestore()`] | this crate's Firestore-protocol test server, in-process (never missing) | `gcr.io/google.com/cloudsdktool/google-cloud-cli:emulators` |
 //! | [`postgres()`] | PostgreSQL (initdb + postgres, as the `postgres` user when root) | `postgres` |
 //!
 //! Each `xxx()` returns `Result<Fixture, Error>`. Each `xxx_or_skip()` is the
@@ -35,6 +36,7 @@ pub mod container;
 pub mod dynamodb;
 mod error;
 pub mod etcd;
+pub mod firestore;
 pub mod gcs;
 mod local;
 pub mod postgres;
@@ -47,6 +49,7 @@ pub use azure::Azurite;
 pub use dynamodb::DynamoDb;
 pub use error::Error;
 pub use etcd::{Etcd, EtcdTls};
+pub use firestore::Firestore;
 pub use gcs::{Gcs, GcsOptions};
 pub use local::{find_binary, services_dir, workspace_root};
 pub use postgres::Postgres;
@@ -101,6 +104,7 @@ pub async fn start(server: Server) -> Result<Box<dyn Fixture>, Error> {
         Server::S3Versioned => Box::new(s3_versioned().await?),
         Server::Gcs => Box::new(gcs().await?),
         Server::Azure => Box::new(azure().await?),
+        Server::Firestore => Box::new(firestore().await?),
         Server::Postgres => Box::new(postgres().await?),
     })
 }
@@ -152,6 +156,13 @@ pub async fn azure() -> Result<Azurite, Error> {
     azure::start().await
 }
 
+/// Starts a Firestore-protocol server: the in-process test server (local
+/// provider) or the official emulator (container provider). See
+/// [`firestore`](mod@firestore) for what the test server covers.
+pub async fn firestore() -> Result<Firestore, Error> {
+    firestore::start().await
+}
+
 /// Starts a private PostgreSQL instance. See [`postgres`](mod@postgres).
 pub async fn postgres() -> Result<Postgres, Error> {
     postgres::start().await
@@ -185,6 +196,13 @@ pub async fn gcs_or_skip() -> Option<Gcs> {
 /// [`azure()`], or `None` when Azurite is not installed; see [`or_skip`].
 pub async fn azure_or_skip() -> Option<Azurite> {
     or_skip(azure()).await
+}
+
+/// [`firestore()`]; see [`or_skip`]. The local provider's server is built
+/// in, so this never skips (it returns `None` only if the container provider
+/// was chosen and reports a missing server, which it does not).
+pub async fn firestore_or_skip() -> Option<Firestore> {
+    or_skip(firestore()).await
 }
 
 /// [`postgres()`], or `None` when PostgreSQL is not installed; see [`or_skip`].

@@ -19,14 +19,25 @@ pub enum Server {
     Gcs,
     /// Azure Blob Storage: Azurite.
     Azure,
+    /// Firestore (`google.firestore.v1` gRPC): this crate's in-process test
+    /// server, the official emulator in a container.
+    Firestore,
     /// PostgreSQL.
     Postgres,
 }
 
 impl Server {
     /// Every server, in the order the CLI starts them by default.
-    pub const ALL: [Server; 7] =
-        [Server::Etcd, Server::DynamoDb, Server::S3, Server::S3Versioned, Server::Gcs, Server::Azure, Server::Postgres];
+    pub const ALL: [Server; 8] = [
+        Server::Etcd,
+        Server::DynamoDb,
+        Server::S3,
+        Server::S3Versioned,
+        Server::Gcs,
+        Server::Azure,
+        Server::Firestore,
+        Server::Postgres,
+    ];
 
     /// The name used on the command line and in messages.
     pub fn name(self) -> &'static str {
@@ -37,6 +48,7 @@ impl Server {
             Server::S3Versioned => "s3-versioned",
             Server::Gcs => "gcs",
             Server::Azure => "azure",
+            Server::Firestore => "firestore",
             Server::Postgres => "postgres",
         }
     }
@@ -49,6 +61,7 @@ impl Server {
             Server::S3 => "s3s-fs",
             Server::Gcs => "gcp-storage-emulator",
             Server::Azure => "Azurite",
+            Server::Firestore => "the in-process Firestore test server",
             Server::Postgres => "PostgreSQL",
         }
     }
@@ -66,6 +79,8 @@ impl Server {
             Server::S3 => "s3s-fs",
             Server::Gcs => "gcs",
             Server::Azure => "azurite",
+            // Built in: nothing to install (the script knows no such name).
+            Server::Firestore => "firestore",
             Server::Postgres => "postgres",
         }
     }
@@ -93,6 +108,7 @@ impl FromStr for Server {
             "s3-versioned" | "s3versioned" | "moto-s3" => Server::S3Versioned,
             "gcs" => Server::Gcs,
             "azure" | "azurite" => Server::Azure,
+            "firestore" => Server::Firestore,
             "postgres" | "postgresql" | "pg" => Server::Postgres,
             _ => {
                 let names: Vec<&str> = Server::ALL.iter().map(|s| s.name()).collect();

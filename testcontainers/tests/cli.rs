@@ -156,3 +156,44 @@ fn servers_die_with_a_killed_parent() {
         std::thread::sleep(Duration::from_millis(100));
     }
 }
+
+#[test]
+fn up_firestore_serves_in_process_until_ctrl_c() {
+    let mut child = Command::new(BIN)
+        .args(["up", "firestore"])
+        .env_remove("TELEPORT_TEST_PROVIDER")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .expect("start teleport-testcontainers");
+    let stdout = child.stdout.take().expect("piped stdout");
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        let mut text = String::new();
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            text.push_str(&line);
+            text.push('\n');
+            if line == "# ready" {
+                let _ = tx.send(text.clone());
+            }
+        }
+    });
+    let text = rx.recv_timeout(Duration::from_secs(60)).expect("`up firestore` printed `# ready`");
+    let vars = exports(&text);
+    let get = |name: &str| vars.iter().find(|(k, _)| k == name).map(|(_, v)| v.clone()).unwrap_or_default();
+    assert_eq!(get("TELEPORT_TEST_FIRESTORE_PROJECT"), testcontainers::firestore::PROJECT, "{text}");
+    let port: u16 = get("TELEPORT_TEST_FIRESTORE_PORT").parse().expect("port");
+    assert_eq!(get("TELEPORT_TEST_FIRESTORE_EMULATOR_HOST"), format!("127.0.0.1:{port}"));
+    assert!(TcpStream::connect(("127.0.0.1", port)).is_ok());
+    // SAFETY: SIGINT to the child we spawned.
+    unsafe {
+        libc::kill(child.id() as libc::pid_t, libc::SIGINT);
+    }
+    let status = child.wait().expect("wait for teleport-testcontainers");
+    assert!(status.success(), "{status}");
+    assert!(TcpStream::connect(("127.0.0.1", port)).is_err(), "the Firestore test server still listens");
+
+    let out = Command::new(BIN).args(["check", "firestore"]).output().expect("run check");
+    assert!(out.status.success());
+    assert!(String::from_utf8_lossy(&out.stdout).contains("firestore     built in"));
+}

@@ -8,6 +8,7 @@ mod azure;
 mod common;
 mod dynamodb;
 mod etcd;
+mod firestore;
 mod gcs;
 mod postgres;
 mod s3;
