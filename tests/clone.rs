@@ -400,3 +400,31 @@ async fn sqlite_to_dynamodb_and_back() {
     assert!(err.contains("/items/too-big") && err.contains("nothing was written"), "{err}");
     assert!(ddb2.get(&Key::from("/items/key-00001")).await.unwrap_err().is_not_found());
 }
+
+/// memory -> Firestore (the project's Firestore-protocol server), with
+/// expiry, then verify and back to SQLite.
+#[cfg(feature = "firestore")]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn memory_to_firestore() {
+    let f = testcontainers::firestore().await.expect("Firestore test server");
+    let src: Arc<dyn Backend> = Arc::new(teleport::backend::memory::MemoryBackend::new().unwrap());
+    fill(src.as_ref(), 1200).await;
+    let cfg: StorageConfig = serde_norway::from_str(&format!(
+        "type: firestore\ncollection_name: clone-{}\nproject_id: {}\nendpoint: {}\n",
+        std::process::id(),
+        f.project,
+        f.endpoint
+    ))
+    .unwrap();
+    let fs = open(&cfg).await;
+    let s = clone(&src, &fs, opts(4)).await.expect("memory -> firestore");
+    assert_eq!((s.copied, s.destination_items), (1200, 1200));
+    assert!(s.verify.as_ref().unwrap().is_equal(), "{:?}", s.verify);
+    let dir = tempfile::tempdir().unwrap();
+    let back = open(&sqlite_cfg(dir.path())).await;
+    let s = clone(&fs, &back, opts(2)).await.expect("firestore -> sqlite");
+    assert!(s.verify.as_ref().unwrap().is_equal(), "{:?}", s.verify);
+    let a = src.get(&Key::from("/items/key-00100")).await.unwrap();
+    let b = back.get(&Key::from("/items/key-00100")).await.unwrap();
+    suite::assert_time_near(b.expires, a.expires.unwrap(), Duration::from_secs(1));
+}
