@@ -44,6 +44,8 @@ pub async fn open(cfg: &StorageConfig, opts: OpenOptions) -> Result<Arc<dyn Back
         StorageConfig::Memory(_) => {
             Ok(Arc::new(MemoryStore::new().open_with(opts.clock, super::memory::DEFAULT_SWEEP_INTERVAL)?))
         }
+        #[cfg(feature = "postgres")]
+        StorageConfig::Postgres(c) => Ok(Arc::new(super::postgres::PostgresBackend::open(c, opts).await?)),
         other => Err(Error::new(
             ErrorKind::BadParameter,
             format!(
@@ -57,5 +59,9 @@ pub async fn open(cfg: &StorageConfig, opts: OpenOptions) -> Result<Arc<dyn Back
 
 /// The storage types this build can open.
 pub fn supported_types() -> Vec<&'static str> {
-    vec!["sqlite", "memory"]
+    let mut types = vec!["sqlite", "memory"];
+    if cfg!(feature = "postgres") {
+        types.push("postgres");
+    }
+    types
 }
