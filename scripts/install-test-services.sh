@@ -128,7 +128,16 @@ install_postgres() {
             fail postgres "running as root, but there is no 'postgres' user to run initdb as"
             return
         fi
-        ok postgres "$how ($("$initdb" --version), $(dirname "$initdb"))"
+        # The postgres store's change feed decodes the WAL with wal2json (as
+        # upstream's pgbk does); the plugin must match the server's major version.
+        local major
+        major="$(basename "$(dirname "$(dirname "$initdb")")")"
+        if ! apt_ensure postgres "postgresql-$major-wal2json"; then
+            fail postgres "apt postgresql-$major-wal2json"
+            return
+        fi
+        [ "$APT_INSTALLED" -eq 1 ] && how="installed"
+        ok postgres "$how ($("$initdb" --version), wal2json $(dpkg_version "postgresql-$major-wal2json"), $(dirname "$initdb"))"
     else
         fail postgres "apt postgresql"
     fi

@@ -30,6 +30,8 @@ pub mod firestore;
 pub mod key;
 pub mod lock;
 pub mod memory;
+#[cfg(feature = "postgres")]
+pub mod postgres;
 pub mod registry;
 pub mod sqlite;
 #[cfg(any(test, feature = "test-suite"))]

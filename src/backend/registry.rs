@@ -50,6 +50,10 @@ pub async fn open(cfg: &StorageConfig, opts: OpenOptions) -> Result<Arc<dyn Back
         StorageConfig::DynamoDb(c) => Ok(Arc::new(super::dynamodb::DynamoDbBackend::open(c, opts).await?)),
         #[cfg(feature = "firestore")]
         StorageConfig::Firestore(c) => Ok(Arc::new(super::firestore::FirestoreBackend::open(c, opts).await?)),
+        #[cfg(feature = "postgres")]
+        StorageConfig::Postgres(c) => Ok(Arc::new(super::postgres::PostgresBackend::open(c, opts).await?)),
+        // Reachable when a store's feature is off.
+        #[allow(unreachable_patterns)]
         other => Err(Error::new(
             ErrorKind::BadParameter,
             format!(
@@ -72,6 +76,9 @@ pub fn supported_types() -> Vec<&'static str> {
     }
     if cfg!(feature = "firestore") {
         types.push("firestore");
+    }
+    if cfg!(feature = "postgres") {
+        types.push("postgres");
     }
     types
 }

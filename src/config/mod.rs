@@ -283,6 +283,20 @@ pub fn validate_storage(path: &Path, cfg: &StorageConfig, prefix: &str) -> Resul
             if c.conn_string.trim().is_empty() {
                 return Err(bad("conn_string", "must not be empty".into()));
             }
+            for (f, v) in
+                [("expiry_batch_size", c.expiry_batch_size), ("change_feed_batch_size", c.change_feed_batch_size)]
+            {
+                if v == Some(0) {
+                    return Err(bad(f, "must be greater than 0".into()));
+                }
+            }
+            for (f, v) in
+                [("expiry_interval", c.expiry_interval), ("change_feed_poll_interval", c.change_feed_poll_interval)]
+            {
+                if v == Some(std::time::Duration::ZERO) {
+                    return Err(bad(f, "must be greater than 0".into()));
+                }
+            }
         }
     }
     Ok(())
@@ -330,5 +344,28 @@ mod tests {
         .unwrap();
         assert_eq!(cfg.audit().audit_events_uri.to_vec().len(), 2);
         assert_eq!(cfg.audit().audit_sessions_uri.as_deref(), Some("s3://b/r"));
+    }
+
+    #[test]
+    fn postgres_takes_upstreams_fields_and_hides_the_password() {
+        let cfg = storage(concat!(
+            "type: postgres\n",
+            "conn_string: postgresql://u:secret@pg/db\n",
+            "change_feed_conn_string: postgresql://r:secret2@pg/db\n",
+            "expiry_interval: 10s\n",
+            "expiry_batch_size: 50\n",
+            "disable_expiry: true\n",
+            "change_feed_poll_interval: 250ms\n",
+            "change_feed_batch_size: 500\n",
+        ))
+        .unwrap();
+        let StorageConfig::Postgres(c) = &cfg else { panic!("{cfg:?}") };
+        assert_eq!(c.expiry_interval, Some(std::time::Duration::from_secs(10)));
+        assert_eq!((c.expiry_batch_size, c.disable_expiry), (Some(50), true));
+        assert_eq!(c.change_feed_poll_interval, Some(std::time::Duration::from_millis(250)));
+        assert_eq!(c.change_feed_batch_size, Some(500));
+        assert!(!format!("{cfg:?}").contains("secret"), "{cfg:?}");
+        let e = storage("type: postgres\nconn_string: x\nchange_feed_batch_size: 0\n").unwrap_err();
+        assert!(e.contains("change_feed_batch_size") && e.contains("greater than 0"), "{e}");
     }
 }

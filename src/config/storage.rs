@@ -369,12 +369,41 @@ pub struct PostgresConfig {
     /// Cloud IAM authentication mode (`azure`, `gcp-cloudsql`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub auth_mode: Option<String>,
-    /// How often expired rows are removed.
+    /// How often expired rows are removed (default 30s).
     #[serde(default, with = "duration::option", skip_serializing_if = "Option::is_none")]
     pub expiry_interval: Option<Duration>,
+    /// Most expired rows removed per statement (default 1000).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expiry_batch_size: Option<usize>,
+    /// Leave expired rows for another process to remove (default false).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub disable_expiry: bool,
+    /// How often watchers' change feed is read (default 1s).
+    #[serde(default, with = "duration::option", skip_serializing_if = "Option::is_none")]
+    pub change_feed_poll_interval: Option<Duration>,
+    /// Most changes read from the feed per poll (default 1000).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub change_feed_batch_size: Option<usize>,
     /// Audit and recording URIs (teleport.yaml only).
     #[serde(skip)]
     pub audit: AuditUris,
+}
+
+impl PostgresConfig {
+    /// A config for `conn_string` with every other field at its default.
+    pub fn new(conn_string: impl Into<String>) -> PostgresConfig {
+        PostgresConfig {
+            conn_string: conn_string.into(),
+            change_feed_conn_string: None,
+            auth_mode: None,
+            expiry_interval: None,
+            expiry_batch_size: None,
+            disable_expiry: false,
+            change_feed_poll_interval: None,
+            change_feed_batch_size: None,
+            audit: AuditUris::default(),
+        }
+    }
 }
 
 impl fmt::Debug for PostgresConfig {
@@ -382,6 +411,8 @@ impl fmt::Debug for PostgresConfig {
         f.debug_struct("PostgresConfig")
             .field("conn_string", &"<redacted>")
             .field("auth_mode", &self.auth_mode)
+            .field("expiry_interval", &self.expiry_interval)
+            .field("change_feed_poll_interval", &self.change_feed_poll_interval)
             .finish_non_exhaustive()
     }
 }

@@ -151,7 +151,16 @@ pub fn spec(server: Server) -> ContainerSpec {
                 ("POSTGRES_HOST_AUTH_METHOD", "trust".to_string()),
                 ("POSTGRES_USER", postgres::USER.to_string()),
             ],
-            cmd: strings(&["postgres", "-c", "fsync=off", "-c", "synchronous_commit=off"]),
+            // The official image has no wal2json: the postgres store's
+            // watchers cannot start there (see docs/testing.md).
+            cmd: {
+                let mut cmd = strings(&["postgres", "-c", "fsync=off"]);
+                for (name, value) in postgres::LOGICAL_DECODING {
+                    cmd.push("-c".to_string());
+                    cmd.push(format!("{name}={value}"));
+                }
+                cmd
+            },
         },
     }
 }
@@ -281,6 +290,7 @@ mod tests {
         let pg = spec(Server::Postgres);
         assert!(pg.env.contains(&("POSTGRES_HOST_AUTH_METHOD", "trust".to_string())));
         assert!(pg.env.contains(&("POSTGRES_USER", postgres::USER.to_string())));
+        assert!(pg.cmd.windows(2).any(|w| w == ["-c", "wal_level=logical"]));
 
         let dynamo = spec(Server::DynamoDb);
         assert_eq!(dynamo.cmd[..2], ["-jar", "DynamoDBLocal.jar"]);

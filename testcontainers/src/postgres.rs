@@ -5,8 +5,17 @@
 //! root both run as the `postgres` user, since initdb and postgres refuse
 //! root. The server runs as our child (not daemonized through `pg_ctl
 //! start`), so dropping the fixture always stops it, even after a failed
-//! test. fsync is off: this is for tests only. Ready once a StartupMessage
-//! gets AuthenticationOk.
+//! test. fsync is off: this is for tests only. `synchronous_commit` stays
+//! on: logical decoding reads only flushed WAL, so with it off watchers would
+//! see each change up to 3 × `wal_writer_delay` late (and with fsync off a
+//! synchronous commit costs a write, not a disk flush). Ready once a
+//! StartupMessage gets AuthenticationOk.
+//!
+//! The server runs with `wal_level=logical` and room for many replication
+//! slots ([`LOGICAL_DECODING`]): the postgres cluster-state store's watchers
+//! read the WAL through a temporary logical slot per handle, decoded by the
+//! wal2json plugin (Debian `postgresql-15-wal2json`, installed by
+//! scripts/install-test-services.sh).
 
 use std::ffi::{CString, OsString};
 use std::path::{Path, PathBuf};
@@ -21,6 +30,13 @@ use crate::{Error, Fixture, Provider, Server, probe};
 pub const USER: &str = "postgres";
 /// The database to connect to.
 pub const DATABASE: &str = "postgres";
+
+/// Server settings for logical decoding (`-c name=value`): the WAL carries
+/// row changes, and up to 64 handles (one temporary slot each) may watch at
+/// once. `max_wal_senders` is for replication connections, which the store
+/// does not use; it is raised so that tools that stream changes also fit.
+pub const LOGICAL_DECODING: &[(&str, &str)] =
+    &[("wal_level", "logical"), ("max_replication_slots", "64"), ("max_wal_senders", "16")];
 
 /// SIGINT is PostgreSQL's "fast shutdown"; SIGKILL after 10 s.
 const STOP_FAST: StopPlan = &[(libc::SIGINT, Duration::from_secs(10))];
@@ -163,7 +179,7 @@ async fn start_local(initdb: &Path, postgres: &Path, run_as: Option<RunAs>) -> R
     }
 
     let [port] = local::free_ports::<1>(server, host)?;
-    let args: Vec<OsString> = vec![
+    let mut args: Vec<OsString> = vec![
         "-D".into(),
         data_dir.clone().into(),
         "-p".into(),
@@ -175,10 +191,12 @@ async fn start_local(initdb: &Path, postgres: &Path, run_as: Option<RunAs>) -> R
         "-c".into(),
         "fsync=off".into(),
         "-c".into(),
-        "synchronous_commit=off".into(),
-        "-c".into(),
         "full_page_writes=off".into(),
     ];
+    for (name, value) in LOGICAL_DECODING {
+        args.push("-c".into());
+        args.push(format!("{name}={value}").into());
+    }
     let mut cmd = local::command(postgres, &args, run_as);
     cmd.current_dir(dir.path());
     let mut process = LocalServer::spawn(server, dir, cmd, STOP_FAST)?;

@@ -19,6 +19,23 @@ async fn psql_select_over_tcp_and_unix_socket() {
     assert!(tcp.status.success(), "{}", String::from_utf8_lossy(&tcp.stderr));
     assert_eq!(String::from_utf8_lossy(&tcp.stdout).trim(), "2");
 
+    // Logical decoding is on, and wal2json can decode a temporary slot.
+    let decode = Command::new(&psql)
+        .args([pg.connection_string.as_str(), "-qXAt"])
+        .args(["-c", "show wal_level"])
+        .args(["-c", "select 'slot' from pg_create_logical_replication_slot('fixture_check', 'wal2json', true)"])
+        .args(["-c", "create table w(v int); insert into w values (7)"])
+        .args([
+            "-c",
+            "select data from pg_logical_slot_get_changes('fixture_check', null, null, 'format-version', '2')",
+        ])
+        .output()
+        .expect("run psql");
+    assert!(decode.status.success(), "{}", String::from_utf8_lossy(&decode.stderr));
+    let out = String::from_utf8_lossy(&decode.stdout);
+    assert!(out.starts_with("logical\nslot\n"), "{out}");
+    assert!(out.contains(r#""action":"I""#) && out.contains(r#""value":7"#), "wal2json decoded the insert: {out}");
+
     let socket_dir = pg.socket_dir.clone().expect("local socket dir");
     let unix = Command::new(&psql)
         .arg("-h")
