@@ -429,7 +429,7 @@ impl Backend for EtcdBackend {
         let mut revisions = Vec::with_capacity(items.len());
         let mut ops = Vec::new();
         let (mut bytes, mut count) = (0usize, 0usize);
-        let mut keys = HashSet::new();
+        let mut keys: HashSet<&Key> = HashSet::new();
         for item in &items {
             check_key(&item.key)?;
             self.check_size(item)?;
@@ -443,7 +443,7 @@ impl Backend for EtcdBackend {
             }
             let lease = self.lease_id(item.expires).await?;
             ops.push(self.put_op(item, lease));
-            keys.insert(item.key.clone());
+            keys.insert(&item.key);
             bytes += size;
             count += 1;
         }

@@ -116,17 +116,30 @@ pub fn stored_revision(rev: &str) -> &str {
     if rev == BLANK_REVISION { "" } else { rev }
 }
 
+const INSERT_EVENT: &str = "INSERT INTO events(type, created, kv_key, kv_modified, kv_expires, kv_value, kv_revision) \
+     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)";
+const UPSERT_KV: &str =
+    "INSERT OR REPLACE INTO kv(key, modified, expires, value, revision) VALUES (?1, ?2, ?3, ?4, ?5)";
+
+/// The `type` column as upstream's driver writes it.
+fn op_text(op: OpType) -> &'static str {
+    match op {
+        OpType::Put => "1",
+        OpType::Delete => "2",
+        OpType::Init => "0",
+    }
+}
+
 /// Appends an event row, as every upstream mutation does.
 pub fn insert_event(tx: &Transaction<'_>, op: OpType, now: &Now, item: &Item) -> Result<()> {
-    let mut stmt = tx
-        .prepare_cached(
-            "INSERT INTO events(type, created, kv_key, kv_modified, kv_expires, kv_value, kv_revision) \
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
-        )
-        .map_err(sql_err)?;
+    let mut stmt = tx.prepare_cached(INSERT_EVENT).map_err(sql_err)?;
+    execute_event(&mut stmt, op, now, item)
+}
+
+fn execute_event(stmt: &mut rusqlite::Statement<'_>, op: OpType, now: &Now, item: &Item) -> Result<()> {
     let value: Option<&[u8]> = if op == OpType::Put { Some(&item.value) } else { None };
     stmt.execute(params![
-        op.code().to_string(),
+        op_text(op),
         now.text,
         KeyText(item.key.as_bytes()),
         now.nanos,
@@ -136,6 +149,40 @@ pub fn insert_event(tx: &Transaction<'_>, op: OpType, now: &Now, item: &Item) ->
     ])
     .map_err(sql_err)?;
     Ok(())
+}
+
+/// Writes items (and their event rows) in one transaction with the
+/// statements prepared once: the batch path.
+pub struct RowWriter<'tx> {
+    kv: rusqlite::CachedStatement<'tx>,
+    events: Option<rusqlite::CachedStatement<'tx>>,
+}
+
+impl<'tx> RowWriter<'tx> {
+    /// Prepares the statements on `tx`.
+    pub fn new(tx: &'tx Transaction<'_>, events: bool) -> Result<RowWriter<'tx>> {
+        Ok(RowWriter {
+            kv: tx.prepare_cached(UPSERT_KV).map_err(sql_err)?,
+            events: if events { Some(tx.prepare_cached(INSERT_EVENT).map_err(sql_err)?) } else { None },
+        })
+    }
+
+    /// Upserts `item`, which carries its new revision, and its event.
+    pub fn put(&mut self, item: &Item, now: &Now) -> Result<()> {
+        self.kv
+            .execute(params![
+                KeyText(item.key.as_bytes()),
+                now.nanos,
+                expires_text(item.expires),
+                item.value,
+                item.revision
+            ])
+            .map_err(sql_err)?;
+        if let Some(ev) = &mut self.events {
+            execute_event(ev, OpType::Put, now, item)?;
+        }
+        Ok(())
+    }
 }
 
 /// Turns a SQLite error into a backend error of the right kind.

@@ -30,7 +30,7 @@ use rusqlite::{Connection, Transaction, TransactionBehavior, params};
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
-use self::db::{KeyText, Now, expires_text, insert_event, live, read_item, sql_err, stored_revision};
+use self::db::{KeyText, Now, RowWriter, insert_event, live, read_item, sql_err, stored_revision};
 use super::registry::OpenOptions;
 use super::{
     Action, Backend, Clock, Condition, ConditionalAction, Error, ErrorKind, Fanout, Item, Key, Lease, Limits, OpType,
@@ -223,30 +223,9 @@ fn exists_live(tx: &Connection, key: &Key, now: &Now) -> Result<Option<String>> 
     }
 }
 
-fn upsert(tx: &Transaction<'_>, item: &Item, now: &Now) -> Result<()> {
-    let mut stmt = tx
-        .prepare_cached(
-            "INSERT OR REPLACE INTO kv(key, modified, expires, value, revision) VALUES (?1, ?2, ?3, ?4, ?5)",
-        )
-        .map_err(sql_err)?;
-    stmt.execute(params![
-        KeyText(item.key.as_bytes()),
-        now.nanos,
-        expires_text(item.expires),
-        item.value,
-        item.revision
-    ])
-    .map_err(sql_err)?;
-    Ok(())
-}
-
 /// Writes `item` (which carries its new revision) and its event.
 fn put_row(tx: &Transaction<'_>, item: &Item, now: &Now, events: bool) -> Result<()> {
-    upsert(tx, item, now)?;
-    if events {
-        insert_event(tx, OpType::Put, now, item)?;
-    }
-    Ok(())
+    RowWriter::new(tx, events)?.put(item, now)
 }
 
 /// Deletes `key` if live (or at all when `any`), writing an event; returns
@@ -571,9 +550,10 @@ impl Backend for SqliteBackend {
             let revs = self
                 .write(move |tx, now| {
                     let mut revs = Vec::with_capacity(chunk.len());
+                    let mut writer = RowWriter::new(tx, events)?;
                     for item in chunk {
                         let item = item.with_revision(new_revision());
-                        put_row(tx, &item, now, events)?;
+                        writer.put(&item, now)?;
                         revs.push(item.revision);
                     }
                     Ok(revs)
