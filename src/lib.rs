@@ -9,6 +9,7 @@ pub mod backend;
 pub mod cli;
 pub mod clone;
 pub mod config;
+pub mod resources;
 
 /// The version of this build, as printed by `teleport version`.
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");
