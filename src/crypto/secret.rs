@@ -166,7 +166,11 @@ fn totp_step(at: SystemTime) -> Result<u64, CryptoError> {
 fn decode_totp_secret(secret_b32: &str) -> Result<Zeroizing<Vec<u8>>, CryptoError> {
     const WHAT: &str = "TOTP secret";
     let cleaned: Zeroizing<String> = Zeroizing::new(
-        secret_b32.chars().filter(|c| !c.is_whitespace() && *c != '=' && *c != '-').map(|c| c.to_ascii_uppercase()).collect(),
+        secret_b32
+            .chars()
+            .filter(|c| !c.is_whitespace() && *c != '=' && *c != '-')
+            .map(|c| c.to_ascii_uppercase())
+            .collect(),
     );
     if cleaned.is_empty() {
         return Err(CryptoError::input(WHAT, "is empty; expected base32 (A-Z, 2-7)"));

@@ -284,7 +284,9 @@ impl SshSigner {
         let mut builder = Builder::new(nonce, public.key_data().clone(), valid_after, valid_before)
             .map_err(|e| CryptoError::input(what, e))?;
         for principal in principals {
-            builder.valid_principal(principal.as_str()).map_err(|e| CryptoError::input(format!("{what} principal"), e))?;
+            builder
+                .valid_principal(principal.as_str())
+                .map_err(|e| CryptoError::input(format!("{what} principal"), e))?;
         }
         Ok(builder)
     }
@@ -376,12 +378,18 @@ fn decode_cert(line: &str) -> Result<Certificate, CryptoError> {
     const WHAT: &str = "SSH certificate";
     let line = line.trim();
     if line.is_empty() {
-        return Err(CryptoError::cert(WHAT, "empty; expected an OpenSSH certificate line (<type>-cert-v01@openssh.com AAAA...)"));
+        return Err(CryptoError::cert(
+            WHAT,
+            "empty; expected an OpenSSH certificate line (<type>-cert-v01@openssh.com AAAA...)",
+        ));
     }
     Certificate::from_openssh(line).map_err(|e| {
         let hint = match line.split_whitespace().next() {
             Some(kind) if !kind.contains("-cert-v01@openssh.com") => {
-                format!("; its type is {:?}, expected <type>-cert-v01@openssh.com (a public key, not a certificate?)", clip(kind))
+                format!(
+                    "; its type is {:?}, expected <type>-cert-v01@openssh.com (a public key, not a certificate?)",
+                    clip(kind)
+                )
             }
             _ => String::new(),
         };
@@ -395,8 +403,7 @@ fn info_of(cert: &Certificate) -> Result<SshCertInfo, CryptoError> {
         CertType::User => SshCertType::User,
         CertType::Host => SshCertType::Host,
     };
-    let valid_after =
-        cert.valid_after_time().ok_or_else(|| CryptoError::cert(WHAT, "valid_after is out of range"))?;
+    let valid_after = cert.valid_after_time().ok_or_else(|| CryptoError::cert(WHAT, "valid_after is out of range"))?;
     let valid_before =
         cert.valid_before_time().ok_or_else(|| CryptoError::cert(WHAT, "valid_before is out of range"))?;
     Ok(SshCertInfo {
@@ -456,7 +463,10 @@ fn keypair_from_der(what: &str, der: &PrivateKeyDer<'_>) -> Result<KeypairData, 
                 }
                 OID_EC_PUBLIC_KEY => {
                     let key = <p256::SecretKey as p256::pkcs8::DecodePrivateKey>::from_pkcs8_der(der).map_err(|e| {
-                        CryptoError::key(what, format!("not a PKCS#8 EC P-256 key (other curves are not supported): {e}"))
+                        CryptoError::key(
+                            what,
+                            format!("not a PKCS#8 EC P-256 key (other curves are not supported): {e}"),
+                        )
                     })?;
                     Ok(p256_keypair(key))
                 }

@@ -86,8 +86,11 @@ pub fn generate_tls_ca(cluster_name: &str, validity: Duration) -> Result<TlsKeyP
     let signer = CertSigner::new(WHAT, &PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(key_der.as_slice())))?;
     let serial = random_serial()?;
     let serial_text = serial.to_string();
-    let name =
-        x509::encode_name(&[(x509::OID_O, cluster_name), (x509::OID_CN, cluster_name), (x509::OID_SERIAL_NUMBER, &serial_text)]);
+    let name = x509::encode_name(&[
+        (x509::OID_O, cluster_name),
+        (x509::OID_CN, cluster_name),
+        (x509::OID_SERIAL_NUMBER, &serial_text),
+    ]);
     let now = now_secs()?;
     let not_after = now.saturating_add(duration_secs(validity)).min(x509::MAX_CERT_TIME);
     let key_id = x509::key_identifier(&spki_key_bits("new TLS CA public key", &spki)?);
@@ -105,7 +108,10 @@ pub fn generate_tls_ca(cluster_name: &str, validity: Duration) -> Result<TlsKeyP
         ],
     };
     let cert_der = signer.sign(WHAT, &tbs)?;
-    Ok(TlsKeyPair { cert_pem: pem::encode(pem::CERTIFICATE, &cert_der), key_pem: pem::encode_secret(pem::PRIVATE_KEY, &key_der) })
+    Ok(TlsKeyPair {
+        cert_pem: pem::encode(pem::CERTIFICATE, &cert_der),
+        key_pem: pem::encode_secret(pem::PRIVATE_KEY, &key_der),
+    })
 }
 
 /// Generates an EC P-256 key for a client or host: (PKCS#8 PEM private key,
@@ -217,7 +223,10 @@ impl TlsIssuer {
         let spki = SubjectPublicKeyInfoDer::from_pem_slice(public_key_pem).map_err(|_| {
             CryptoError::key(
                 "public key to certify",
-                format!("{}; expected a PEM PUBLIC KEY block (X.509 SubjectPublicKeyInfo)", pem::describe(public_key_pem)),
+                format!(
+                    "{}; expected a PEM PUBLIC KEY block (X.509 SubjectPublicKeyInfo)",
+                    pem::describe(public_key_pem)
+                ),
             )
         })?;
         let key_bits = spki_key_bits("public key to certify", spki.as_ref())?;
@@ -279,16 +288,14 @@ pub fn identity_from_cert_der(der: &[u8]) -> Result<(TlsIdentity, SystemTime), C
             .collect::<Result<Vec<_>, _>>()
             .map_err(|reason| CryptoError::cert(WHAT, reason))
     };
-    let username = strings(x509::OID_CN)?
-        .into_iter()
-        .next()
-        .ok_or_else(|| CryptoError::cert(WHAT, "the subject has no common name (CN); expected the user or host name"))?;
+    let username = strings(x509::OID_CN)?.into_iter().next().ok_or_else(|| {
+        CryptoError::cert(WHAT, "the subject has no common name (CN); expected the user or host name")
+    })?;
     let cluster = match strings(TELEPORT_CLUSTER_OID)?.into_iter().next() {
         Some(cluster) => cluster,
         None => common_name(cert.issuer()).unwrap_or_default().to_string(),
     };
-    let identity =
-        TlsIdentity { username, groups: strings(x509::OID_O)?, cluster, logins: strings(x509::OID_L)? };
+    let identity = TlsIdentity { username, groups: strings(x509::OID_O)?, cluster, logins: strings(x509::OID_L)? };
     Ok((identity, system_time(cert.validity().not_after.timestamp())))
 }
 
@@ -336,7 +343,11 @@ pub fn server_config(
 /// is signed by one of `root_ca_pems` and presents `cert_pem` (leaf first)
 /// with `key_pem`. TLS 1.3 and 1.2, aws-lc-rs. The server name to check is
 /// given when connecting.
-pub fn client_config(root_ca_pems: &[&[u8]], cert_pem: &[u8], key_pem: &[u8]) -> Result<Arc<ClientConfig>, CryptoError> {
+pub fn client_config(
+    root_ca_pems: &[&[u8]],
+    cert_pem: &[u8],
+    key_pem: &[u8],
+) -> Result<Arc<ClientConfig>, CryptoError> {
     const WHAT: &str = "client TLS config";
     let roots = root_store("server CA certificates", root_ca_pems)?;
     let chain = parse_certs("client certificate", cert_pem)?;
@@ -356,10 +367,7 @@ fn parse_certs(what: &str, input: &[u8]) -> Result<Vec<CertificateDer<'static>>,
         .collect::<Result<Vec<_>, _>>()
         .map_err(|e| CryptoError::cert(what, format!("cannot read PEM: {e}")))?;
     if certs.is_empty() {
-        return Err(CryptoError::cert(
-            what,
-            format!("{}; expected a PEM CERTIFICATE block", pem::describe(input)),
-        ));
+        return Err(CryptoError::cert(what, format!("{}; expected a PEM CERTIFICATE block", pem::describe(input))));
     }
     Ok(certs)
 }
@@ -402,7 +410,7 @@ fn parse_der<'a>(what: &str, der: &'a [u8]) -> Result<X509Certificate<'a>, Crypt
 /// The subjectPublicKey bits of a DER SubjectPublicKeyInfo.
 fn spki_key_bits(what: &str, spki: &[u8]) -> Result<Vec<u8>, CryptoError> {
     match SubjectPublicKeyInfo::from_der(spki) {
-        Ok((rest, info)) if rest.is_empty() => Ok(info.subject_public_key.data.to_vec()),
+        Ok(([], info)) => Ok(info.subject_public_key.data.to_vec()),
         Ok(_) => Err(CryptoError::key(what, "unexpected bytes after the SubjectPublicKeyInfo")),
         Err(e) => Err(CryptoError::key(what, format!("not an X.509 SubjectPublicKeyInfo: {e}"))),
     }
@@ -415,10 +423,7 @@ fn is_rsa_spki(spki: &[u8]) -> bool {
 }
 
 /// The string values of the attributes of type `oid` in `name`, in order.
-fn attribute_values<'a>(
-    name: &'a X509Name<'a>,
-    oid: &'a [u64],
-) -> impl Iterator<Item = Result<&'a str, String>> + 'a {
+fn attribute_values<'a>(name: &'a X509Name<'a>, oid: &'a [u64]) -> impl Iterator<Item = Result<&'a str, String>> + 'a {
     let wanted = oid.iter().map(u64::to_string).collect::<Vec<_>>().join(".");
     name.iter_attributes().filter(move |attr| attr.attr_type().to_id_string() == wanted).map(|attr| {
         attr.as_str().map_err(|_| format!("subject attribute {} is not a string", attr.attr_type().to_id_string()))
