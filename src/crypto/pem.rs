@@ -18,20 +18,15 @@ pub(crate) const CERTIFICATE: &str = "CERTIFICATE";
 /// Encodes `der` as one PEM block with 64-character lines (as Go's
 /// `encoding/pem`, so our files look like upstream's).
 pub(crate) fn encode(label: &str, der: &[u8]) -> Vec<u8> {
-    let b64 = base64::engine::general_purpose::STANDARD.encode(der);
-    let mut out = Vec::with_capacity(b64.len() + b64.len() / 64 + 2 * label.len() + 40);
-    out.extend_from_slice(format!("-----BEGIN {label}-----\n").as_bytes());
-    for line in b64.as_bytes().chunks(64) {
-        out.extend_from_slice(line);
-        out.push(b'\n');
-    }
-    out.extend_from_slice(format!("-----END {label}-----\n").as_bytes());
-    out
+    wrap(label, &base64::engine::general_purpose::STANDARD.encode(der))
 }
 
-/// Like [`encode`], for secrets: the base64 text is wiped when dropped.
+/// Like [`encode`], for secrets: the intermediate base64 text is wiped.
 pub(crate) fn encode_secret(label: &str, der: &[u8]) -> Vec<u8> {
-    let b64 = Zeroizing::new(base64::engine::general_purpose::STANDARD.encode(der));
+    wrap(label, &Zeroizing::new(base64::engine::general_purpose::STANDARD.encode(der)))
+}
+
+fn wrap(label: &str, b64: &str) -> Vec<u8> {
     let mut out = Vec::with_capacity(b64.len() + b64.len() / 64 + 2 * label.len() + 40);
     out.extend_from_slice(format!("-----BEGIN {label}-----\n").as_bytes());
     for line in b64.as_bytes().chunks(64) {

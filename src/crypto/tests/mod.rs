@@ -74,3 +74,10 @@ pub(super) fn tool(name: &str, package: &str) -> Option<std::path::PathBuf> {
     }
     found
 }
+
+#[test]
+fn install_default_provider_is_idempotent() {
+    crate::crypto::install_default_provider();
+    crate::crypto::install_default_provider();
+    assert!(rustls::crypto::CryptoProvider::get_default().is_some());
+}

@@ -6,8 +6,14 @@ use proptest::prelude::*;
 use super::{b64, sample};
 use crate::crypto::{SshSigner, TlsIssuer, identity_from_cert_der, parse_cert, verify_password};
 
-/// Valid inputs to damage: upstream's keys and certificate, and an SSH cert.
-fn seeds() -> Vec<Vec<u8>> {
+/// Valid inputs to damage: upstream's keys and certificate, and an SSH cert
+/// (made once: key generation is slow in debug builds).
+fn seeds() -> &'static [Vec<u8>] {
+    static SEEDS: std::sync::OnceLock<Vec<Vec<u8>>> = std::sync::OnceLock::new();
+    SEEDS.get_or_init(make_seeds)
+}
+
+fn make_seeds() -> Vec<Vec<u8>> {
     let ssh_key = b64(sample::SSH_PRIVATE_KEY_B64);
     let signer = SshSigner::from_pem(&ssh_key).expect("sample key loads");
     let user = crate::crypto::generate_ssh_keypair().expect("keygen");
@@ -30,7 +36,7 @@ fn damaged() -> impl Strategy<Value = Vec<u8>> {
         any::<prop::sample::Index>(),
     )
         .prop_map(|(which, flips, cut)| {
-            let mut bytes = seeds().swap_remove(which);
+            let mut bytes = seeds()[which].clone();
             for (at, value) in flips {
                 let i = at.index(bytes.len());
                 bytes[i] = value;
