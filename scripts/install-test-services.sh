@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs the real servers that the tests in testcontainers/ start:
-# etcd, PostgreSQL 15, protoc, moto, gcp-storage-emulator, s3s-fs and Azurite.
+# etcd, PostgreSQL 15, protoc, moto, gcp-storage-emulator, s3s-fs and Azurite,
+# plus ssh-keygen and openssl, which the crypto tests use as cross-checks.
 #
 #   scripts/install-test-services.sh                # everything
 #   scripts/install-test-services.sh etcd moto      # a subset
@@ -11,7 +12,8 @@
 #   venv/                  moto server and gcp-storage-emulator (pip)
 #   bin/s3s-fs             cargo install s3s-fs
 #   node/node_modules/     Azurite (npm)
-# etcd, PostgreSQL and protoc come from Debian (apt) and need root.
+# etcd, PostgreSQL, protoc, ssh-keygen and openssl come from Debian (apt) and
+# need root.
 #
 # Idempotent: a step whose server is already there at the pinned version is
 # skipped, so a second run takes seconds. Exits non-zero, naming the failed
@@ -32,7 +34,7 @@ GCS_EMULATOR_VERSION="${GCS_EMULATOR_VERSION:-2026.7.19}"
 S3S_FS_VERSION="${S3S_FS_VERSION:-0.14.1}"
 AZURITE_VERSION="${AZURITE_VERSION:-3.37.0}"
 
-ALL=(protoc etcd postgres moto gcs s3s-fs azurite)
+ALL=(protoc crypto-tools etcd postgres moto gcs s3s-fs azurite)
 
 usage() {
     cat <<EOF
@@ -99,6 +101,19 @@ install_protoc() {
         ok protoc "$how ($(protoc --version 2>/dev/null || echo '?'), apt protobuf-compiler $(dpkg_version protobuf-compiler))"
     else
         fail protoc "apt protobuf-compiler libprotobuf-dev"
+    fi
+}
+
+# ssh-keygen reads the SSH certificates src/crypto signs; openssl verifies its
+# X.509 chains.
+install_crypto_tools() {
+    APT_INSTALLED=0
+    if apt_ensure crypto-tools openssh-client openssl; then
+        local how="already present"
+        [ "$APT_INSTALLED" -eq 1 ] && how="installed"
+        ok crypto-tools "$how (openssh-client $(dpkg_version openssh-client), openssl $(dpkg_version openssl))"
+    else
+        fail crypto-tools "apt openssh-client openssl"
     fi
 }
 
@@ -261,6 +276,7 @@ for arg in "$@"; do
     -h | --help) usage; exit 0 ;;
     --list) printf '%s\n' "${ALL[@]}"; exit 0 ;;
     protoc | protobuf | protobuf-compiler) WANT+=(protoc) ;;
+    crypto-tools | ssh-keygen | openssl) WANT+=(crypto-tools) ;;
     etcd) WANT+=(etcd) ;;
     postgres | postgresql | pg) WANT+=(postgres) ;;
     moto | dynamodb) WANT+=(moto) ;;
@@ -289,6 +305,7 @@ for name in "${ALL[@]}"; do
     STEP_START=$SECONDS
     case "$name" in
     protoc) install_protoc ;;
+    crypto-tools) install_crypto_tools ;;
     etcd) install_etcd ;;
     postgres) install_postgres ;;
     moto) install_moto ;;

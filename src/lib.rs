@@ -3,12 +3,13 @@
 //! `cli` drives `clone` and `backend` (cluster state), reading `config`.
 //!
 //! Data flows one way: `cli -> clone -> backend`; nothing below `cli` points up, and
-//! `config` is a leaf that any layer may read.
+//! `config` and `crypto` are leaves that any layer may use.
 
 pub mod backend;
 pub mod cli;
 pub mod clone;
 pub mod config;
+pub mod crypto;
 pub mod resources;
 
 /// The version of this build, as printed by `teleport version`.
