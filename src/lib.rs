@@ -8,6 +8,7 @@
 pub mod backend;
 pub mod cli;
 pub mod clone;
+pub mod cluster;
 pub mod config;
 pub mod crypto;
 pub mod resources;

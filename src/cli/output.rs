@@ -80,3 +80,45 @@ pub fn write_yaml<W: Write, T: Serialize>(w: &mut W, v: &T) -> anyhow::Result<()
     w.write_all(s.as_bytes())?;
     Ok(())
 }
+
+/// A text table as upstream's tctl prints them: a header row, a row of
+/// dashes, then the rows, columns padded to their widest cell.
+pub fn table(headers: &[&str], rows: &[Vec<String>]) -> String {
+    let mut widths: Vec<usize> = headers.iter().map(|h| h.chars().count()).collect();
+    for row in rows {
+        for (i, cell) in row.iter().enumerate() {
+            if i < widths.len() {
+                widths[i] = widths[i].max(cell.chars().count());
+            }
+        }
+    }
+    let line = |cells: Vec<String>| {
+        let mut s = String::new();
+        for (i, c) in cells.iter().enumerate() {
+            if i + 1 == cells.len() {
+                s.push_str(c);
+            } else {
+                s.push_str(&format!("{c:<w$} ", w = widths[i]));
+            }
+        }
+        s.trim_end().to_string() + "\n"
+    };
+    let mut out = line(headers.iter().map(|h| h.to_string()).collect());
+    out.push_str(&line(widths.iter().map(|w| "-".repeat(*w)).collect()));
+    for row in rows {
+        out.push_str(&line(row.clone()));
+    }
+    out
+}
+
+#[cfg(test)]
+mod table_tests {
+    #[test]
+    fn columns_align() {
+        let t = super::table(
+            &["User", "Roles"],
+            &[vec!["alice".into(), "access,editor".into()], vec!["bo".into(), "x".into()]],
+        );
+        assert_eq!(t, "User  Roles\n----- -------------\nalice access,editor\nbo    x\n");
+    }
+}

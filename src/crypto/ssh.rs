@@ -77,6 +77,34 @@ pub fn generate_ssh_keypair() -> Result<SshKeyPair, CryptoError> {
     Ok(SshKeyPair { private_pem: pem::encode_secret(pem::PRIVATE_KEY, &der), public_line: line.into_bytes() })
 }
 
+/// A user's SSH key pair in OpenSSH's own formats, for `ssh -i`: the
+/// private key as `-----BEGIN OPENSSH PRIVATE KEY-----` and the public key
+/// as an authorized_keys line. `Debug` leaves the private key out.
+#[derive(Clone, Default, PartialEq, Eq)]
+pub struct OpenSshKeyPair {
+    /// The private key (OpenSSH format, unencrypted).
+    pub private_openssh: String,
+    /// The public key line (`ssh-ed25519 AAAA...`), no newline.
+    pub public_line: String,
+}
+
+impl std::fmt::Debug for OpenSshKeyPair {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("OpenSshKeyPair").field("public_line", &self.public_line).finish_non_exhaustive()
+    }
+}
+
+/// Generates an Ed25519 key pair for a user or host (see [`OpenSshKeyPair`]).
+pub fn generate_openssh_keypair() -> Result<OpenSshKeyPair, CryptoError> {
+    const WHAT: &str = "new SSH key";
+    let mut seed = Zeroizing::new([0u8; 32]);
+    super::fill_random(WHAT, seed.as_mut())?;
+    let private = PrivateKey::from(Ed25519Keypair::from_seed(&seed));
+    let text = private.to_openssh(ssh_key::LineEnding::LF).map_err(|e| CryptoError::key(WHAT, e))?;
+    let public_line = public_line_of(private.public_key(), WHAT)?;
+    Ok(OpenSshKeyPair { private_openssh: text.to_string(), public_line })
+}
+
 /// What a user certificate says. Build it with [`UserCertRequest::new`],
 /// which sets the default extensions, then adjust the public fields.
 #[derive(Debug, Clone, PartialEq, Eq)]

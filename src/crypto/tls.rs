@@ -361,6 +361,16 @@ pub fn client_config(
     Ok(Arc::new(config))
 }
 
+/// Every CERTIFICATE block of a PEM text, as DER (at least one).
+pub fn certs_from_pem(input: &[u8]) -> Result<Vec<CertificateDer<'static>>, CryptoError> {
+    parse_certs("certificate", input)
+}
+
+/// A private key (PKCS#8, PKCS#1 or SEC1 PEM), for rustls.
+pub fn private_key_from_pem(input: &[u8]) -> Result<PrivateKeyDer<'static>, CryptoError> {
+    parse_private_key("private key", input)
+}
+
 /// All CERTIFICATE blocks of `input`; at least one.
 fn parse_certs(what: &str, input: &[u8]) -> Result<Vec<CertificateDer<'static>>, CryptoError> {
     let certs = CertificateDer::pem_slice_iter(input)
