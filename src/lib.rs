@@ -1,13 +1,15 @@
 //! An access cluster (auth, proxy and node services) built around disaster
 //! recovery. See DESIGN.md at the repository root for the map of the house:
-//! `cli` drives `clone` and `backend` (cluster state), reading `config`.
+//! `cli` drives `cluster` (the runtime of `teleport start`), `clone` and
+//! `backend` (cluster state), reading `config`.
 //!
-//! Data flows one way: `cli -> clone -> backend`; nothing below `cli` points up, and
-//! `config` is a leaf that any layer may read.
+//! Data flows one way: `cli -> (cluster | clone) -> backend`; nothing below `cli`
+//! points up, and `config` is a leaf that any layer may read.
 
 pub mod backend;
 pub mod cli;
 pub mod clone;
+pub mod cluster;
 pub mod config;
 
 /// The version of this build, as printed by `teleport version`.
