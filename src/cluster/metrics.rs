@@ -285,11 +285,14 @@ pub fn valid_label_name(s: &str) -> bool {
 pub(crate) mod tests {
     use super::*;
 
+    /// One parsed sample: name, labels in order, value.
+    pub(crate) type Sample = (String, Vec<(String, String)>, f64);
+
     /// Checks `text` line by line against the exposition format: HELP and
     /// TYPE lines, then samples of declared families with valid names,
     /// properly escaped label values and parseable values. Returns the
     /// samples as (name, labels, value).
-    pub(crate) fn parse_exposition(text: &str) -> Vec<(String, Vec<(String, String)>, f64)> {
+    pub(crate) fn parse_exposition(text: &str) -> Vec<Sample> {
         let mut types: BTreeMap<String, String> = BTreeMap::new();
         let mut samples = Vec::new();
         assert!(text.ends_with('\n'), "the text ends with a newline");

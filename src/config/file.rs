@@ -9,7 +9,8 @@
 //! - a field upstream defines that this build does not implement (each
 //!   section's `UPSTREAM_ONLY` list, for example `teleport.cache`,
 //!   `auth_service.license_file` or a whole `kubernetes_service` section) is
-//!   accepted, skipped, and reported by [`FileConfig::ignored_fields`]; the
+//!   accepted, skipped, and reported by [`FileConfig::ignored_fields`] (the
+//!   lists are in file/upstream.rs); the
 //!   loader logs one warning per such field, naming it but never its value;
 //! - any other key is an error naming the file, the path
 //!   (`auth_service.listn_addr`) and the line, with "did you mean" when a
@@ -31,7 +32,7 @@ use serde::de::{self, Deserializer};
 use serde::{Deserialize, Serialize};
 
 use super::addr::Addr;
-use super::fields::{self, Scalar, Section, bool_flag, one_or_many, section};
+use super::fields::{self, Scalar, bool_flag, one_or_many, section};
 use super::words::{
     AuthType, LogFormatOutput, LogOutput, LogSeverity, ProxyListenerMode, Role, SecondFactor, SessionRecording,
 };
@@ -405,160 +406,6 @@ fn log_format<'de, D: Deserializer<'de>>(d: D) -> Result<LogFormat, D::Error> {
     d.deserialize_any(V)
 }
 
-/// The known sections and their fields, for "belongs in ..." hints.
-fn section_of(key: &str, here: &str) -> Option<&'static str> {
-    let all: [(&'static str, &'static [&'static str], &'static [&'static str]); 5] = [
-        ("teleport", fields::struct_fields::<TeleportSection>(), TeleportSection::UPSTREAM_ONLY),
-        ("auth_service", fields::struct_fields::<AuthServiceSection>(), AuthServiceSection::UPSTREAM_ONLY),
-        ("proxy_service", fields::struct_fields::<ProxyServiceSection>(), ProxyServiceSection::UPSTREAM_ONLY),
-        ("ssh_service", fields::struct_fields::<SshServiceSection>(), SshServiceSection::UPSTREAM_ONLY),
-        ("auth_service.authentication", fields::struct_fields::<AuthenticationSection>(), &[]),
-    ];
-    let mut found = all.iter().filter(|(p, f, u)| *p != here && (f.contains(&key) || u.contains(&key)));
-    match (found.next(), found.next()) {
-        (Some((p, _, _)), None) => Some(p),
-        _ => None,
-    }
-}
-
-macro_rules! section_impl {
-    ($t:ty, $path:literal, [$($up:literal),* $(,)?]) => {
-        impl Section for $t {
-            const PATH: &'static str = $path;
-            const UPSTREAM_ONLY: &'static [&'static str] = &[$($up),*];
-            fn ignored_mut(&mut self) -> &mut Vec<String> {
-                &mut self.ignored
-            }
-            fn belongs_elsewhere(key: &str) -> Option<&'static str> {
-                section_of(key, $path)
-            }
-        }
-    };
-}
-
-section_impl!(
-    FileConfig,
-    "",
-    [
-        "kubernetes_service",
-        "app_service",
-        "db_service",
-        "metrics_service",
-        "windows_desktop_service",
-        "tracing_service",
-        "discovery_service",
-        "okta_service",
-        "jamf_service",
-        "debug_service",
-        "plugin_service",
-    ]
-);
-section_impl!(
-    TeleportSection,
-    "teleport",
-    [
-        "join_params",
-        "connection_limits",
-        "cache",
-        "seed_config",
-        "ciphersuites",
-        "ciphers",
-        "kex_algos",
-        "mac_algos",
-        "ca_signature_algo",
-        "shutdown_timeout",
-    ]
-);
-section_impl!(LogSection, "teleport.log", []);
-section_impl!(LogFormat, "teleport.log.format", []);
-section_impl!(
-    AuthServiceSection,
-    "auth_service",
-    [
-        "proxy_protocol",
-        "proxy_checks_host_keys",
-        "license_file",
-        "reverse_tunnels",
-        "trusted_clusters",
-        "oidc_connectors",
-        "client_idle_timeout",
-        "client_idle_timeout_message",
-        "disconnect_expired_cert",
-        "session_control_timeout",
-        "kubeconfig_file",
-        "keep_alive_interval",
-        "keep_alive_count_max",
-        "message_of_the_day",
-        "web_idle_timeout",
-        "ca_key_params",
-        "routing_strategy",
-        "tunnel_strategy",
-        "case_insensitive_routing",
-        "load_all_cas",
-        "ssh_dial_timeout",
-    ]
-);
-section_impl!(
-    AuthenticationSection,
-    "auth_service.authentication",
-    [
-        "u2f",
-        "webauthn",
-        "require_session_mfa",
-        "locking_mode",
-        "local_auth",
-        "passwordless",
-        "headless",
-        "private_key_policy",
-        "device_trust",
-        "hardware_key",
-        "default_session_ttl",
-        "piv_slot",
-    ]
-);
-section_impl!(
-    ProxyServiceSection,
-    "proxy_service",
-    [
-        "peer_listen_addr",
-        "peer_public_addr",
-        "proxy_protocol",
-        "proxy_protocol_allow_downgrade",
-        "kubernetes",
-        "kube_listen_addr",
-        "kube_public_addr",
-        "acme",
-        "mysql_listen_addr",
-        "mysql_public_addr",
-        "mysql_server_version",
-        "postgres_listen_addr",
-        "postgres_public_addr",
-        "mongo_listen_addr",
-        "mongo_public_addr",
-        "https_keypairs_reload_interval",
-        "trust_x_forwarded_for",
-        "ui",
-        "idp",
-    ]
-);
-section_impl!(
-    SshServiceSection,
-    "ssh_service",
-    [
-        "namespace",
-        "permit_user_env",
-        "pam",
-        "enhanced_recording",
-        "restricted_session",
-        "port_forwarding",
-        "x11",
-        "ssh_file_copy",
-        "disable_create_host_user",
-        "aws",
-        "bpf",
-    ]
-);
-
 impl FileConfig {
     /// Reads and checks a teleport.yaml.
     pub fn load(path: &Path) -> Result<FileConfig, ConfigError> {
@@ -752,6 +599,24 @@ impl FileConfig {
             .collect()
     }
 
+    /// The join token from `teleport.auth_token`. A value that is an
+    /// absolute path is read from that file (first non-empty line), as
+    /// upstream; this happens here, when the token is needed, not at load,
+    /// so a host that has joined may delete the file.
+    pub fn join_token(&self) -> Result<Option<Secret>, ConfigError> {
+        let Some(t) = &self.teleport.auth_token else { return Ok(None) };
+        let v = t.expose().trim();
+        if !Path::new(v).is_absolute() {
+            return Ok(Some(Secret::new(v)));
+        }
+        let text = std::fs::read_to_string(v)
+            .map_err(|e| self.invalid("teleport.auth_token", format!("cannot read the token file {v}: {e}")))?;
+        match text.lines().map(str::trim).find(|l| !l.is_empty()) {
+            Some(line) => Ok(Some(Secret::new(line))),
+            None => Err(self.invalid("teleport.auth_token", format!("the token file {v} holds no token"))),
+        }
+    }
+
     /// The CA pins, empty entries dropped.
     pub fn ca_pins(&self) -> Vec<String> {
         self.teleport.ca_pin.iter().map(|p| p.trim().to_string()).filter(|p| !p.is_empty()).collect()
@@ -850,6 +715,8 @@ pub fn system_hostname() -> String {
         .find(|s| !s.is_empty())
         .unwrap_or_else(|| "localhost".to_string())
 }
+
+mod upstream;
 
 #[cfg(test)]
 mod tests;

@@ -116,7 +116,7 @@ pub fn sample_config(o: &SampleOptions) -> String {
            tunnel_listen_addr: 0.0.0.0:{DEFAULT_TUNNEL_PORT}\n  \
            # The address users reach the proxy at (behind a load balancer: its name).\n  \
            {public}\n  \
-           # TLS certificate for the web port (default: a self-signed one).\n  \
+           # TLS certificate and key for the web port.\n  \
            # https_keypairs:\n  \
            #   - key_file: /var/lib/teleport/webproxy_key.pem\n  \
            #     cert_file: /var/lib/teleport/webproxy_cert.pem\n"

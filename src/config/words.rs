@@ -72,8 +72,10 @@ fn bad_word(what: &str, got: &str, words: &[&str]) -> String {
 
 word_enum! {
     /// `auth_service.authentication.type`.
+    #[derive(Default)]
     AuthType, "authentication type" {
         /// Local users (the default).
+        #[default]
         Local = "local",
         /// GitHub SSO.
         Github = "github",
@@ -176,12 +178,6 @@ word_enum! {
         Bot = "bot",
         /// A trusted (leaf) cluster joining this one.
         TrustedCluster = "trusted_cluster" | "trustedcluster",
-    }
-}
-
-impl Default for AuthType {
-    fn default() -> AuthType {
-        AuthType::Local
     }
 }
 

@@ -157,6 +157,26 @@ fn upstream_style_file_loads() {
 }
 
 #[test]
+fn upstream_lists_do_not_shadow_implemented_fields() {
+    use crate::config::fields::{Section, struct_fields};
+    fn check<T: Section>() {
+        let fields = struct_fields::<T>();
+        assert!(!fields.is_empty(), "{}", T::PATH);
+        for u in T::UPSTREAM_ONLY {
+            assert!(!fields.contains(u), "{}.{u} is implemented and listed as upstream-only", T::PATH);
+        }
+    }
+    check::<FileConfig>();
+    check::<TeleportSection>();
+    check::<LogSection>();
+    check::<LogFormat>();
+    check::<AuthServiceSection>();
+    check::<AuthenticationSection>();
+    check::<ProxyServiceSection>();
+    check::<SshServiceSection>();
+}
+
+#[test]
 fn defaults() {
     let c = load("teleport:\n  nodename: n1\n");
     assert_eq!(c.version(), "v1");
@@ -327,6 +347,20 @@ fn static_tokens_from_a_file() {
     std::fs::write(&f, "\n \n").unwrap();
     let e = err(&format!("auth_service:\n  tokens: [\"auth:{}\"]\n", f.display()));
     has_all(&e, &["holds no token"]);
+}
+
+#[test]
+fn join_token_inline_or_from_a_file() {
+    let c = load("teleport:\n  auth_token: abc\n");
+    assert_eq!(c.join_token().unwrap().unwrap().expose(), "abc");
+    assert!(load("teleport:\n  nodename: n\n").join_token().unwrap().is_none());
+    let dir = tempfile::tempdir().unwrap();
+    let f = dir.path().join("token");
+    let c = load(&format!("teleport:\n  auth_token: {}\n", f.display()));
+    let e = c.join_token().unwrap_err().to_string();
+    has_all(&e, &["/etc/teleport.yaml", "teleport.auth_token", "cannot read the token file"]);
+    std::fs::write(&f, "\nfrom-file\n").unwrap();
+    assert_eq!(c.join_token().unwrap().unwrap().expose(), "from-file");
 }
 
 #[test]
