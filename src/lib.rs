@@ -1,9 +1,10 @@
 //! An access cluster (auth, proxy and node services) built around disaster
 //! recovery. See DESIGN.md at the repository root for the map of the house:
-//! `cli` drives `clone` and `backend` (cluster state), reading `config`.
+//! `cli` drives `cluster` (the runtime of `teleport start`), `clone` and
+//! `backend` (cluster state), reading `config`.
 //!
-//! Data flows one way: `cli -> clone -> backend`; nothing below `cli` points up, and
-//! `config` and `crypto` are leaves that any layer may use.
+//! Data flows one way: `cli -> (cluster | clone) -> resources -> backend`; nothing
+//! below `cli` points up, and `config` and `crypto` are leaves that any layer may use.
 
 pub mod backend;
 pub mod cli;

@@ -6,6 +6,7 @@
 
 mod backend_cmd;
 mod clone_cmd;
+mod configure_cmd;
 mod output;
 pub mod tctl;
 pub mod teleport;

@@ -1,5 +1,6 @@
-//! `teleport`: the daemon and operator tool. Commands: `version`, and the
-//! `backend` group that works directly on a cluster-state store.
+//! `teleport`: the daemon and operator tool. Commands: `version`,
+//! `configure` (a sample teleport.yaml), and the `backend` group that works
+//! directly on a cluster-state store.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -7,6 +8,7 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 
 use super::backend_cmd::{self, BackendArgs};
+use super::configure_cmd::{self, ConfigureArgs};
 
 /// Teleport: access cluster daemon and operator tools.
 #[derive(Debug, Parser)]
@@ -24,6 +26,9 @@ struct Cli {
 enum Command {
     /// Print the version.
     Version,
+    /// Print a sample teleport.yaml (auth, proxy and SSH services, SQLite
+    /// storage), write it to a file with -o, or check a file with --test.
+    Configure(ConfigureArgs),
     /// Work directly on a cluster-state store (list, read, delete and edit
     /// items) without a running auth service.
     Backend(BackendArgs),
@@ -41,6 +46,10 @@ pub fn main() -> ExitCode {
             println!("{}", super::version_line("teleport"));
             ExitCode::SUCCESS
         }
+        Command::Configure(args) => match configure_cmd::run(args) {
+            Ok(code) => code,
+            Err(e) => super::report("teleport", &e),
+        },
         Command::Backend(args) => super::run_async("teleport", backend_cmd::run(args)),
     }
 }

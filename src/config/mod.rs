@@ -6,16 +6,30 @@
 //! line and column. No input makes it panic (see the property tests in
 //! tests/config_errors.rs).
 
+pub mod addr;
 pub mod duration;
+mod fields;
+pub mod file;
+pub mod sample;
 pub mod storage;
+pub mod words;
 
 use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 
+pub use addr::{Addr, parse_listen_addr};
+pub use file::{
+    AuthServiceSection, AuthenticationSection, CommandLabel, FileConfig, KeyPair, LogFormat, LogSection,
+    ProxyServiceSection, Secret, SshServiceSection, StaticToken, TeleportSection,
+};
+pub use sample::{SampleOptions, sample_config};
 pub use storage::{
     AuditUris, BillingMode, DynamoDbConfig, EtcdConfig, FirestoreConfig, MemoryConfig, OneOrMany, PostgresConfig,
     SqliteConfig, StorageConfig,
+};
+pub use words::{
+    AuthType, LogFormatOutput, LogOutput, LogSeverity, ProxyListenerMode, Role, SecondFactor, SessionRecording,
 };
 
 /// The default data directory.
@@ -52,10 +66,12 @@ pub enum ConfigError {
     },
 }
 
-/// The `teleport:` section of teleport.yaml, as far as storage needs it.
-/// Other sections and fields are read by the services that own them.
+/// The `teleport:` section of teleport.yaml as the storage commands read it:
+/// only `data_dir` and `storage`, every other field and section is left
+/// alone, so `teleport backend -c` works on any upstream version's file.
+/// `teleport start` reads the whole file strictly with [`FileConfig`].
 #[derive(Debug, Clone, Default, Deserialize)]
-pub struct TeleportSection {
+pub struct StorageYamlSection {
     /// `teleport.data_dir` (default /var/lib/teleport).
     #[serde(default)]
     pub data_dir: Option<PathBuf>,
@@ -64,15 +80,15 @@ pub struct TeleportSection {
     pub storage: Option<StorageConfig>,
 }
 
-/// A teleport.yaml file, as far as storage needs it.
+/// A teleport.yaml file, as far as the storage commands need it.
 #[derive(Debug, Clone, Default, Deserialize)]
-pub struct FileConfig {
+pub struct StorageYaml {
     /// The `teleport:` section.
     #[serde(default)]
-    pub teleport: TeleportSection,
+    pub teleport: StorageYamlSection,
 }
 
-impl FileConfig {
+impl StorageYaml {
     /// The data directory, defaulted.
     pub fn data_dir(&self) -> PathBuf {
         self.teleport.data_dir.clone().unwrap_or_else(|| PathBuf::from(DEFAULT_DATA_DIR))
@@ -104,7 +120,7 @@ pub struct CloneConfig {
 #[derive(Debug, Clone)]
 pub enum StorageSource {
     /// A teleport.yaml; its `teleport.storage` section (or the default).
-    TeleportYaml(Box<FileConfig>),
+    TeleportYaml(Box<StorageYaml>),
     /// A bare storage block (`type: sqlite`, `path: ...`).
     Block(Box<StorageConfig>),
 }
@@ -165,7 +181,7 @@ pub fn parse_storage_source(path: &Path, text: &str) -> Result<StorageSource, Co
     };
     let has = |k: &str| map.contains_key(serde_norway::Value::String(k.into()));
     let src = if has("teleport") {
-        let f: FileConfig = parse(path, &text)?;
+        let f: StorageYaml = parse(path, &text)?;
         StorageSource::TeleportYaml(Box::new(f))
     } else if has("type") {
         StorageSource::Block(Box::new(parse(path, &text)?))
