@@ -14,14 +14,22 @@ use teleport::cluster::client::ApiClient;
 use tokio_util::sync::CancellationToken;
 
 async fn server(backend: Arc<dyn Backend>, cluster: &str) -> (AuthServer, String, CancellationToken) {
+    server_with(backend, cluster, "off").await
+}
+
+async fn server_with(
+    backend: Arc<dyn Backend>,
+    cluster: &str,
+    second_factor: &str,
+) -> (AuthServer, String, CancellationToken) {
     let mut cfg = AuthConfig::new(cluster, "/nonexistent");
-    cfg.second_factor = "off".into();
+    cfg.second_factor = second_factor.into();
     cfg.bcrypt_cost = 4;
     let (auth, report) = AuthServer::start(backend, cfg).await.unwrap();
     assert!(report.first_start || report.generated_cas.is_empty());
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let stop = CancellationToken::new();
-    let api = api::serve(auth.clone(), listener, "auth-1", stop.clone()).await.unwrap();
+    let api = api::serve(auth.clone(), listener, "auth-1", None, stop.clone()).await.unwrap();
     (auth, api.addr.to_string(), stop)
 }
 
@@ -112,5 +120,54 @@ async fn init_users_login_tokens_join() {
     cfg.bcrypt_cost = 4;
     let (_, report) = AuthServer::start(backend, cfg).await.unwrap();
     assert!(!report.first_start && report.generated_cas.is_empty() && report.created_roles.is_empty());
+    stop.cancel();
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn invite_with_otp_then_login_needs_the_code() {
+    let backend: Arc<dyn Backend> = Arc::new(MemoryBackend::new().unwrap());
+    let (auth, addr, stop) = server_with(backend, "otp.test", "otp").await;
+    let admin =
+        ApiClient::new(&addr, &auth.issue_admin_identity("auth-1", Duration::from_secs(600)).await.unwrap()).unwrap();
+    let out: Value =
+        admin.post("/v1/users", &json!({"name": "olga", "roles": ["access"], "logins": ["olga"]})).await.unwrap();
+    let token = out["token"]["token"].as_str().unwrap().to_string();
+    let cas: Vec<String> =
+        auth.tls_ca_certs("host").await.unwrap().into_iter().map(|c| String::from_utf8(c).unwrap()).collect();
+    let anon = ApiClient::anonymous(&addr, &cas).unwrap();
+    // The cluster requires OTP: a signup without a device is refused.
+    let e = anon.post::<_, Value>("/v1/signup", &json!({"token": token, "password": "olga-pass-1"})).await.unwrap_err();
+    assert!(e.to_string().contains("second factor"), "{e}");
+    let secret = teleport::crypto::secret::totp_generate_secret().unwrap();
+    let now = std::time::SystemTime::now();
+    let e = anon
+        .post::<_, Value>(
+            "/v1/signup",
+            &json!({"token": token, "password": "olga-pass-1", "otp_secret": secret, "otp_code": "000000x"}),
+        )
+        .await
+        .unwrap_err();
+    assert_eq!(e.kind, AuthErrorKind::BadParameter, "{e}");
+    let code = teleport::crypto::secret::totp_code(&secret, now).unwrap();
+    let _: Value = anon
+        .post("/v1/signup", &json!({"token": token, "password": "olga-pass-1", "otp_secret": secret, "otp_code": code}))
+        .await
+        .unwrap();
+    // The token is single use.
+    let e = anon.post::<_, Value>("/v1/signup", &json!({"token": token, "password": "x-123456"})).await.unwrap_err();
+    assert_eq!(e.kind, AuthErrorKind::AccessDenied, "{e}");
+    let pair = teleport::crypto::ssh::generate_openssh_keypair().unwrap();
+    let login = |otp: Option<String>| json!({"user": "olga", "password": "olga-pass-1", "otp": otp, "ssh_public_key": pair.public_line});
+    assert_eq!(anon.post::<_, Value>("/v1/login", &login(None)).await.unwrap_err().kind, AuthErrorKind::AccessDenied);
+    assert_eq!(
+        anon.post::<_, Value>("/v1/login", &login(Some("123456".into()))).await.unwrap_err().kind,
+        AuthErrorKind::AccessDenied
+    );
+    let code = teleport::crypto::secret::totp_code(&secret, std::time::SystemTime::now()).unwrap();
+    let creds: Credentials = anon.post("/v1/login", &login(Some(code))).await.unwrap();
+    assert!(creds.ssh_cert.contains("cert-v01"));
+    // The device is stored beside the user, and exported with secrets.
+    let full: Vec<Value> = admin.get("/v1/resources/user?name=olga&with_secrets=true").await.unwrap();
+    assert_eq!(full[0]["spec"]["local_auth"]["mfa"][0]["totp"]["key"], json!(secret));
     stop.cancel();
 }

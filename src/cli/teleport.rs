@@ -1,4 +1,4 @@
-//! `teleport`: the daemon and operator tool. Commands: `version`,
+//! `teleport`: the daemon and operator tool. Commands: `start`, `version`,
 //! `configure` (a sample teleport.yaml), and the `backend` group that works
 //! directly on a cluster-state store.
 
@@ -9,6 +9,7 @@ use clap::{Parser, Subcommand};
 
 use super::backend_cmd::{self, BackendArgs};
 use super::configure_cmd::{self, ConfigureArgs};
+use super::start_cmd::{self, StartArgs};
 
 /// Teleport: access cluster daemon and operator tools.
 #[derive(Debug, Parser)]
@@ -26,6 +27,8 @@ struct Cli {
 enum Command {
     /// Print the version.
     Version,
+    /// Start the services teleport.yaml enables (or --roles), until SIGTERM or SIGINT.
+    Start(StartArgs),
     /// Print a sample teleport.yaml (auth, proxy and SSH services, SQLite
     /// storage), write it to a file with -o, or check a file with --test.
     Configure(ConfigureArgs),
@@ -40,8 +43,13 @@ pub const DEFAULT_CONFIG: &str = "/etc/teleport.yaml";
 /// Entry point of the `teleport` binary.
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
-    super::init_logging(cli.debug);
+    // `start` sets up logging from teleport.yaml's `log` section; the other
+    // commands log warnings (or everything with -d) to stderr.
+    if !matches!(cli.command, Command::Start(_)) {
+        super::init_logging(cli.debug);
+    }
     match cli.command {
+        Command::Start(args) => start_cmd::run(args, cli.debug),
         Command::Version => {
             println!("{}", super::version_line("teleport"));
             ExitCode::SUCCESS

@@ -14,6 +14,7 @@ pub mod datadir;
 pub mod diag;
 pub mod identity;
 pub mod metrics;
+pub mod process;
 pub mod signals;
 
 use std::net::SocketAddr;

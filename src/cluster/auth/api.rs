@@ -8,9 +8,8 @@
 //! Errors are `{"error": {"kind": ..., "message": ...}}` with a status code
 //! per kind; the client maps them back.
 
-use std::collections::BTreeMap;
 use std::net::SocketAddr;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
 use axum::extract::{Path, Query, State};
@@ -29,32 +28,14 @@ use tokio_util::sync::CancellationToken;
 use super::authz::{Caller, SystemRole, verb};
 use super::service::{AuthServer, CertRequest, JoinRequest};
 use super::{AuthError, AuthErrorKind};
+use crate::cluster::metrics::{Counter, Metrics};
 use crate::crypto;
 use crate::resources::store::WriteMode;
 use crate::resources::{Resource, codec, kinds};
 
-/// Counts of API requests by route and status, for `/metrics`.
-#[derive(Debug, Default)]
-pub struct ApiStats {
-    counts: Mutex<BTreeMap<(String, u16), u64>>,
-}
-
-impl ApiStats {
-    fn record(&self, route: &str, status: u16) {
-        if let Ok(mut m) = self.counts.lock() {
-            *m.entry((route.to_string(), status)).or_default() += 1;
-        }
-    }
-
-    /// (route, status, count) triples.
-    pub fn samples(&self) -> Vec<(String, u16, u64)> {
-        self.counts.lock().map(|m| m.iter().map(|((r, s), n)| (r.clone(), *s, *n)).collect()).unwrap_or_default()
-    }
-}
-
 struct Ctx {
     auth: AuthServer,
-    stats: Arc<ApiStats>,
+    requests: Option<Counter>,
 }
 
 type Shared = Arc<Ctx>;
@@ -284,10 +265,20 @@ async fn reset_user(
 struct SignupBody {
     token: String,
     password: String,
+    /// A base32 TOTP secret the user's device holds, with a current code.
+    #[serde(default)]
+    otp_secret: Option<String>,
+    #[serde(default)]
+    otp_code: Option<String>,
 }
 
 async fn signup(State(ctx): State<Shared>, Json(b): Json<SignupBody>) -> ApiResult {
-    let user = ctx.auth.complete_signup(&b.token, &b.password).await?;
+    let otp = match (&b.otp_secret, &b.otp_code) {
+        (Some(s), Some(c)) => Some((s.as_str(), c.as_str())),
+        (None, None) => None,
+        _ => return Err(AuthError::bad("send otp_secret and otp_code together").into()),
+    };
+    let user = ctx.auth.complete_signup(&b.token, &b.password, otp).await?;
     Ok(Json(json!({"user": user})))
 }
 
@@ -436,19 +427,19 @@ impl Issuers {
 pub struct ApiServer {
     /// The bound address.
     pub addr: SocketAddr,
-    /// Request counts.
-    pub stats: Arc<ApiStats>,
     /// Ends when the server has stopped.
     pub task: tokio::task::JoinHandle<()>,
 }
 
 /// Starts the API on `listener`: issues the server's own certificate from
 /// the host CA (valid for [`super::service::API_SERVER_NAME`], localhost
-/// and the configured names) and serves until `shutdown`.
+/// and the configured names) and serves until `shutdown`. With `metrics`,
+/// requests are counted in `teleport_auth_api_requests_total{route,code}`.
 pub async fn serve(
     auth: AuthServer,
     listener: TcpListener,
     host_id: &str,
+    metrics: Option<&Metrics>,
     shutdown: CancellationToken,
 ) -> Result<ApiServer, AuthError> {
     crypto::install_default_provider();
@@ -476,8 +467,18 @@ pub async fn serve(
         )
         .map_err(|e| AuthError::internal(format!("auth API server certificate: {e}")))?;
     let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(tls));
-    let stats = Arc::new(ApiStats::default());
-    let ctx = Arc::new(Ctx { auth, stats: stats.clone() });
+    let requests = match metrics {
+        Some(m) => Some(
+            m.counter(
+                "teleport_auth_api_requests_total",
+                "Auth API requests by route and status code.",
+                &["route", "code"],
+            )
+            .map_err(|e| AuthError::internal(e.to_string()))?,
+        ),
+        None => None,
+    };
+    let ctx = Arc::new(Ctx { auth, requests });
     let app = router(ctx.clone()).layer(axum::middleware::from_fn_with_state(ctx, count_requests));
     let task = tokio::spawn(async move {
         loop {
@@ -523,7 +524,7 @@ pub async fn serve(
             });
         }
     });
-    Ok(ApiServer { addr, stats, task })
+    Ok(ApiServer { addr, task })
 }
 
 async fn count_requests(
@@ -537,6 +538,8 @@ async fn count_requests(
         .map(|p| p.as_str().to_string())
         .unwrap_or_else(|| "other".to_string());
     let resp = next.run(req).await;
-    ctx.stats.record(&route, resp.status().as_u16());
+    if let Some(c) = &ctx.requests {
+        c.inc(&[&route, resp.status().as_str()]);
+    }
     resp
 }

@@ -544,8 +544,16 @@ impl AuthServer {
         })
     }
 
-    /// Completes an invite or reset: sets the password, consumes the token.
-    pub async fn complete_signup(&self, token: &str, password: &str) -> Result<String, AuthError> {
+    /// Completes an invite or reset: sets the password and, with `otp`
+    /// (a base32 TOTP secret and a current code from it), registers a TOTP
+    /// device; consumes the token. When the cluster requires a second factor
+    /// (`second_factor: otp|on`), the device is required.
+    pub async fn complete_signup(
+        &self,
+        token: &str,
+        password: &str,
+        otp: Option<(&str, &str)>,
+    ) -> Result<String, AuthError> {
         let key = Key::new(["usertoken", token]);
         let item = match self.store.backend().get(&key).await {
             Ok(i) => i,
@@ -557,9 +565,35 @@ impl AuthServer {
         let doc: Value =
             serde_json::from_slice(&item.value).map_err(|e| AuthError::internal(format!("user token: {e}")))?;
         let user = doc.get("spec").and_then(|s| s.get("user")).and_then(Value::as_str).unwrap_or_default().to_string();
+        let second_factor = self.second_factor().await?;
+        let device = match otp {
+            Some((secret, code)) => {
+                if !crypto::secret::totp_verify(secret, code, self.now()) {
+                    return Err(AuthError::bad("the OTP code does not match the OTP secret; check the device's clock"));
+                }
+                let now = now_rfc3339(self.now());
+                Some(json!({
+                    "kind": "mfa_device", "version": "v1",
+                    "metadata": {"name": "otp"},
+                    "id": uuid::Uuid::new_v4().to_string(),
+                    "added_at": now, "last_used": now,
+                    "totp": {"key": secret}
+                }))
+            }
+            None if matches!(second_factor.as_str(), "otp" | "on") => {
+                return Err(AuthError::bad(format!(
+                    "this cluster requires a second factor (second_factor: {second_factor}): register an OTP device with the signup"
+                )));
+            }
+            None => None,
+        };
         let hash = crypto::secret::hash_password_with_cost(password, self.cfg.bcrypt_cost)?;
         self.store.set_password_hash(&user, &hash).await?;
+        if let Some(d) = device {
+            self.store.put_mfa_device(&user, &d).await?;
+        }
         self.store.backend().conditional_delete(&key, &item.revision).await.or_else(ignore_not_found)?;
+        tracing::info!(user = %user, "user completed signup");
         Ok(user)
     }
 
