@@ -232,6 +232,14 @@ pub async fn run(opts: StartOptions) -> Result<(), ProcessError> {
     let data_dir = opts.data_dir();
     let lock = DataDirLock::acquire(&data_dir)?;
     let paths = DataDirPaths::new(&data_dir);
+    let pid_file = opts.config.teleport.pid_file.clone();
+    if let Some(p) = &pid_file {
+        std::fs::write(p, format!("{}\n", std::process::id())).map_err(|source| ProcessError::File {
+            what: "cannot write teleport.pid_file",
+            path: p.clone(),
+            source,
+        })?;
+    }
     let health = Arc::new(Health::new());
     let metrics = Arc::new(Metrics::new(crate::VERSION));
     health.register("auth");
@@ -267,6 +275,9 @@ pub async fn run(opts: StartOptions) -> Result<(), ProcessError> {
         tracing::warn!(error = %e, "closing the cluster state store failed");
     }
     let _ = std::fs::remove_file(paths.auth_addr_file());
+    if let Some(p) = &pid_file {
+        let _ = std::fs::remove_file(p);
+    }
     drop(lock);
     if result.is_ok() {
         tracing::info!("teleport stopped");

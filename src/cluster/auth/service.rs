@@ -444,13 +444,13 @@ impl AuthServer {
             Ok(u) => u,
             Err(e) if e.is_not_found() => {
                 // Spend the same time as a real check.
-                let _ = crypto::secret::verify_password(password, DUMMY_HASH.as_bytes());
+                let _ = crypto::secret::verify_password(password, dummy_hash(self.cfg.bcrypt_cost));
                 return Err(denied());
             }
             Err(e) => return Err(e.into()),
         };
         let Some(hash) = self.store.password_hash(user).await? else {
-            let _ = crypto::secret::verify_password(password, DUMMY_HASH.as_bytes());
+            let _ = crypto::secret::verify_password(password, dummy_hash(self.cfg.bcrypt_cost));
             return Err(denied());
         };
         if !crypto::secret::verify_password(password, &hash) {
@@ -760,9 +760,12 @@ fn ignore_not_found(e: crate::backend::Error) -> Result<(), crate::backend::Erro
     if e.is_not_found() { Ok(()) } else { Err(e) }
 }
 
-/// A bcrypt hash of a random string, checked when the user is unknown so
-/// that failed logins take the same time either way.
-const DUMMY_HASH: &str = "$2b$10$C6UzMDM.H6dfI/f/IKcEeO5zT9QW0o1r5n5kU0n8E7b3pYv6Lb1vS";
+/// A bcrypt hash (at the configured cost) checked when the user is unknown
+/// or has no password, so that failed logins take the same time either way.
+fn dummy_hash(cost: u32) -> &'static [u8] {
+    static HASH: std::sync::OnceLock<Vec<u8>> = std::sync::OnceLock::new();
+    HASH.get_or_init(|| crypto::secret::hash_password_with_cost("not a password of anyone", cost).unwrap_or_default())
+}
 
 /// An invite or reset token for a user.
 #[derive(Debug, Clone, Serialize, Deserialize)]
