@@ -76,7 +76,8 @@ pub async fn status(client: &ApiClient) -> anyhow::Result<ExitCode> {
         let mut keys = Vec::new();
         keys.extend(ca.ssh_fingerprints.iter().map(|f| format!("ssh {f}")));
         keys.extend(ca.tls_pins.iter().map(|p| format!("tls {p}")));
-        rows.push(vec![format!("{} CA", ca.ca_type), format!("rotation: {}; {}", ca.rotation, keys.join(", "))]);
+        let keys = if keys.is_empty() { String::new() } else { format!("; {}", keys.join(", ")) };
+        rows.push(vec![format!("{} CA", ca.ca_type), format!("rotation: {}{keys}", ca.rotation)]);
     }
     for pin in &st.ca_pin {
         rows.push(vec!["CA pin".into(), pin.clone()]);
