@@ -66,10 +66,15 @@ fn http_get(addr: &str, path: &str) -> Option<(u16, String)> {
 }
 
 fn start_with(config: &Path, data_dir: &Path, addr: &str, diag: &str) -> Auth {
+    start_with_args(config, data_dir, addr, diag, &[])
+}
+
+fn start_with_args(config: &Path, data_dir: &Path, addr: &str, diag: &str, extra: &[&str]) -> Auth {
     let log = config.with_extension("log");
     let child = Command::new(env!("CARGO_BIN_EXE_teleport"))
         .args(["start", "--roles=auth", "-c"])
         .arg(config)
+        .args(extra)
         .stdout(Stdio::null())
         .stderr(std::fs::File::create(&log).unwrap())
         .spawn()
@@ -215,6 +220,18 @@ fn run_tctl_suite(auth: &Auth, cluster: &str, dir: &Path) {
     assert!(auth.ok(&["rm", "role/dev"]).contains("deleted"));
     let e = auth.fails(&["get", "role/dev"]);
     assert!(e.contains("not found"), "{e}");
+
+    // A file is checked whole before anything is written: the second
+    // document exists, so the first is not created either.
+    let two = dir.join("two.yaml");
+    std::fs::write(&two, "kind: role\nversion: v7\nmetadata:\n  name: fresh\nspec: {}\n---\nkind: role\nversion: v7\nmetadata:\n  name: access\nspec: {}\n").unwrap();
+    let e = auth.fails(&["create", two.to_str().unwrap()]);
+    assert!(e.contains("role/access already exists") && e.contains("nothing was written"), "{e}");
+    assert!(auth.fails(&["get", "role/fresh"]).contains("not found"));
+    // A user and the role it names, in one file, user first.
+    std::fs::write(&two, "kind: user\nversion: v2\nmetadata:\n  name: gus\nspec:\n  roles: [gus-role]\n---\nkind: role\nversion: v7\nmetadata:\n  name: gus-role\nspec: {}\n").unwrap();
+    auth.ok(&["create", two.to_str().unwrap()]);
+    assert!(auth.ok(&["users", "ls"]).contains("gus"));
 
     // Bad inputs, each named.
     let bad = dir.join("bad.yaml");
@@ -458,4 +475,89 @@ async fn auth_on_etcd_two_servers_share_state() {
         .await
         .unwrap();
     assert!(creds["ssh_cert"].as_str().unwrap().contains("-cert-v01@openssh.com"));
+}
+
+fn normalized(text: &str) -> Vec<Value> {
+    teleport::resources::codec::parse("export", text)
+        .unwrap()
+        .into_iter()
+        .map(|d| {
+            let mut r = d.resource;
+            r.metadata.revision = None;
+            serde_json::to_value(r).unwrap()
+        })
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn get_all_then_bootstrap_with_the_binaries() {
+    let dir = tempfile::tempdir().unwrap();
+    let (config, data_dir, addr, diag) = write_config(&dir.path().join("a"), "backup.test", "");
+    let mut a = start_with(&config, &data_dir, &addr, &diag);
+    let out = a.tctl_stdin(
+        &["users", "add", "carol", "--roles=access,editor", "--logins=carol", "--password-stdin"],
+        &format!("{PASSWORD}\n"),
+    );
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    a.ok(&["tokens", "add", "--type=node", "--ttl=2h", "--value=restore-node-token"]);
+    let state = a.ok(&["get", "all", "--with-secrets"]);
+    assert!(state.starts_with("# tctl get all --with-secrets: teleport "), "{}", &state[..200]);
+    assert!(state.contains("password_hash") && state.contains("private_key"));
+    let plain = a.tctl(&["get", "all"]);
+    assert!(plain.status.success());
+    assert!(text(&plain.stderr).contains("cannot restore the cluster"), "{}", text(&plain.stderr));
+    assert!(!text(&plain.stdout).contains("password_hash") && !text(&plain.stdout).contains("restore-node-token"));
+    a.stop();
+    let state_file = dir.path().join("state.yaml");
+    std::fs::write(&state_file, &state).unwrap();
+
+    // A cluster of another name refuses the bundle before touching its store.
+    let (other, other_dir, oa, od) = write_config(&dir.path().join("other"), "other.test", "");
+    let out = Command::new(env!("CARGO_BIN_EXE_teleport"))
+        .args(["start", "--roles=auth", "-c"])
+        .arg(&other)
+        .arg("--bootstrap")
+        .arg(&state_file)
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let e = text(&out.stderr);
+    assert!(e.contains("\"backup.test\"") && e.contains("\"other.test\"") && e.contains("nothing was written"), "{e}");
+    assert!(!other_dir.join("backend").join("sqlite.db").exists(), "a refused bootstrap created the store");
+    let _ = (oa, od);
+
+    // A fresh cluster of the same name restores it all.
+    let (config_b, data_b, addr_b, diag_b) = write_config(&dir.path().join("b"), "backup.test", "");
+    let mut b = start_with_args(&config_b, &data_b, &addr_b, &diag_b, &["--bootstrap", state_file.to_str().unwrap()]);
+    let log = std::fs::read_to_string(&b.log).unwrap();
+    assert!(log.contains("bootstrap resources applied"), "{log}");
+    let again = b.ok(&["get", "all", "--with-secrets"]);
+    assert_eq!(normalized(&state), normalized(&again));
+    let anon = ApiClient::anonymous(&b.addr, &b.identity().tls_ca_certs).unwrap();
+    let pair = teleport::crypto::ssh::generate_openssh_keypair().unwrap();
+    let _: Value = anon
+        .post("/v1/login", &json!({"user": "carol", "password": PASSWORD, "ssh_public_key": pair.public_line}))
+        .await
+        .unwrap();
+    b.stop();
+
+    // Later starts ignore the bundle, and --apply-on-startup upserts.
+    let apply = dir.path().join("apply.yaml");
+    std::fs::write(
+        &apply,
+        "kind: user\nversion: v2\nmetadata:\n  name: dora\nspec:\n  roles: [ops]\n---\nkind: role\nversion: v7\nmetadata:\n  name: ops\nspec:\n  allow:\n    logins: [ops]\n",
+    )
+    .unwrap();
+    let b = start_with_args(
+        &config_b,
+        &data_b,
+        &addr_b,
+        &diag_b,
+        &["--bootstrap", state_file.to_str().unwrap(), "--apply-on-startup", apply.to_str().unwrap()],
+    );
+    let log = std::fs::read_to_string(&b.log).unwrap();
+    assert!(log.contains("ignoring bootstrap resources"), "{log}");
+    assert!(log.contains("resources applied on startup"), "{log}");
+    assert!(b.ok(&["users", "ls"]).contains("dora"));
+    assert!(b.ok(&["get", "role/ops"]).contains("logins"));
 }

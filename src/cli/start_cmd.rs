@@ -28,6 +28,13 @@ pub struct StartArgs {
     /// Serve /healthz, /readyz and /metrics on this address (host:port).
     #[arg(long = "diag-addr")]
     diag_addr: Option<SocketAddr>,
+    /// Resources (`tctl get all --with-secrets`) to restore on the
+    /// cluster's first start; ignored on later starts.
+    #[arg(long)]
+    bootstrap: Option<PathBuf>,
+    /// Resources (roles, users, tokens, configuration) to upsert on every start.
+    #[arg(long = "apply-on-startup")]
+    apply_on_startup: Option<PathBuf>,
 }
 
 fn init_logging(cfg: &FileConfig, debug: bool) -> anyhow::Result<()> {
@@ -102,6 +109,8 @@ pub fn run(args: StartArgs, debug: bool) -> ExitCode {
         roles: args.roles,
         data_dir: args.data_dir,
         diag_addr: args.diag_addr,
+        bootstrap: args.bootstrap,
+        apply_on_startup: args.apply_on_startup,
         bcrypt_cost: crate::crypto::secret::DEFAULT_BCRYPT_COST,
     };
     super::run_async("teleport", async move {

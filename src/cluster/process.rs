@@ -12,6 +12,7 @@ use std::time::{Duration, Instant};
 
 use tokio_util::sync::CancellationToken;
 
+use super::auth::bootstrap::Bundle;
 use super::auth::{AuthConfig, AuthServer, DataDirPaths, StaticToken, api};
 use super::{ClusterError, DataDirLock, Health, Metrics};
 use crate::backend::registry::{self, OpenOptions};
@@ -99,6 +100,10 @@ pub struct StartOptions {
     pub data_dir: Option<PathBuf>,
     /// `--diag-addr`, overriding `teleport.diag_addr`.
     pub diag_addr: Option<SocketAddr>,
+    /// `--bootstrap` file.
+    pub bootstrap: Option<PathBuf>,
+    /// `--apply-on-startup` file.
+    pub apply_on_startup: Option<PathBuf>,
     /// bcrypt cost for new passwords.
     pub bcrypt_cost: u32,
 }
@@ -169,6 +174,20 @@ impl StartOptions {
             cfg.server_names.push(node);
         }
         cfg.bcrypt_cost = self.bcrypt_cost;
+        // Files are read and checked before anything else happens, so a bad
+        // bundle fails the start at once, naming the file and document.
+        if let Some(p) = &self.bootstrap {
+            let b = Bundle::read(p)?;
+            if let Some(theirs) = b.cluster_name()
+                && theirs != cfg.cluster_name
+            {
+                b.check(&cfg.cluster_name)?;
+            }
+            cfg.bootstrap = Some(b);
+        }
+        if let Some(p) = &self.apply_on_startup {
+            cfg.apply_on_startup = Some(Bundle::read(p)?);
+        }
         Ok(cfg)
     }
 }
@@ -229,6 +248,7 @@ pub async fn run(opts: StartOptions) -> Result<(), ProcessError> {
         tracing::warn!(field = %field, "teleport.yaml field is not implemented and is ignored");
     }
 
+    let auth_cfg = opts.auth_config()?;
     let data_dir = opts.data_dir();
     let lock = DataDirLock::acquire(&data_dir)?;
     let paths = DataDirPaths::new(&data_dir);
@@ -265,7 +285,7 @@ pub async fn run(opts: StartOptions) -> Result<(), ProcessError> {
         .map_err(|source| ProcessError::Backend { store: storage.type_name().to_string(), source })?;
     tracing::info!(store = %backend.describe(), "cluster state store opened");
 
-    let result = run_auth(&opts, backend.clone(), &paths, &health, &metrics, shutdown.clone(), t0).await;
+    let result = run_auth(&opts, auth_cfg, backend.clone(), &paths, &health, &metrics, shutdown.clone(), t0).await;
     shutdown.cancel();
     if let Some(task) = diag {
         let _ = tokio::time::timeout(SHUTDOWN_GRACE, task).await;
@@ -285,8 +305,10 @@ pub async fn run(opts: StartOptions) -> Result<(), ProcessError> {
     result
 }
 
+#[allow(clippy::too_many_arguments)]
 async fn run_auth(
     opts: &StartOptions,
+    cfg: AuthConfig,
     backend: Arc<dyn crate::backend::Backend>,
     paths: &DataDirPaths,
     health: &Health,
@@ -294,7 +316,6 @@ async fn run_auth(
     shutdown: CancellationToken,
     t0: Instant,
 ) -> Result<(), ProcessError> {
-    let cfg = opts.auth_config()?;
     let listen = opts.config.auth_listen_addr().map_err(|e| ProcessError::Config(e.to_string()))?;
     let host_id = host_uuid(paths)?;
     let (auth, report) = tokio::select! {

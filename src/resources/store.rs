@@ -109,6 +109,16 @@ impl ResourceStore {
         Ok(out)
     }
 
+    /// Every resource of every exported kind, in registry order (the order
+    /// bootstrap applies them): what `tctl get all` prints.
+    pub async fn list_all(&self, with_secrets: bool) -> Result<Vec<Resource>, ResourceError> {
+        let mut out = Vec::new();
+        for info in kinds::KINDS.iter().filter(|k| k.exported) {
+            out.extend(self.list(info.name, with_secrets).await?);
+        }
+        Ok(out)
+    }
+
     /// Writes a resource (validated first). Returns it as stored, with its
     /// new revision. A user's roles must exist.
     pub async fn write(&self, mut r: Resource, mode: WriteMode) -> Result<Resource, ResourceError> {

@@ -16,7 +16,7 @@ use crate::resources::{Resource, codec, kinds, strings};
 
 #[derive(Debug, Args)]
 pub struct GetArgs {
-    /// `<kind>` or `<kind>/<name>` (cert authorities: `cas/<type>` or
+    /// `all`, `<kind>` or `<kind>/<name>` (cert authorities: `cas/<type>` or
     /// `cas/<type>/<cluster>`).
     reference: String,
     /// yaml (default), json or text.
@@ -50,7 +50,40 @@ fn split(reference: &str) -> anyhow::Result<(&'static kinds::KindInfo, Option<St
     Ok((kinds::lookup(kind)?, name))
 }
 
+/// `tctl get all`: every kind that defines the cluster, YAML documents
+/// (or a JSON list) after a header comment naming the version, cluster and
+/// time.
+async fn get_all(client: &ApiClient, a: &GetArgs) -> anyhow::Result<ExitCode> {
+    let path = if a.with_secrets { "/v1/resources/all?with_secrets=true" } else { "/v1/resources/all" };
+    let list: Vec<Resource> = client.get(path).await?;
+    let ping: Value = client.get("/v1/ping").await?;
+    if !a.with_secrets {
+        eprintln!(
+            "tctl: warning: this export holds no secrets (CA private keys, password hashes, MFA devices, token values, \
+             connector secrets) and cannot restore the cluster; use --with-secrets for a backup"
+        );
+    }
+    match a.format {
+        Format::Json => println!("{}", codec::to_json(&list, false)?),
+        _ => {
+            let secrets = if a.with_secrets { " --with-secrets" } else { "" };
+            println!(
+                "# tctl get all{secrets}: teleport {}, cluster {}, taken {}, {} resources",
+                crate::VERSION,
+                ping["cluster_name"].as_str().unwrap_or_default(),
+                crate::cli::output::rfc3339(std::time::SystemTime::now()),
+                list.len()
+            );
+            print!("{}", codec::to_yaml(&list)?);
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
 pub async fn get(client: &ApiClient, a: GetArgs) -> anyhow::Result<ExitCode> {
+    if a.reference == "all" {
+        return get_all(client, &a).await;
+    }
     let (info, name) = split(&a.reference)?;
     let path = |name: Option<&str>| {
         let mut q = Vec::new();

@@ -50,6 +50,12 @@ impl From<AuthError> for ApiError {
     }
 }
 
+impl From<crate::backend::Error> for ApiError {
+    fn from(e: crate::backend::Error) -> ApiError {
+        ApiError(e.into())
+    }
+}
+
 impl From<crate::resources::ResourceError> for ApiError {
     fn from(e: crate::resources::ResourceError) -> ApiError {
         ApiError(e.into())
@@ -144,11 +150,19 @@ async fn get_resources(
     Path(kind): Path<String>,
     Query(q): Query<ResourceQuery>,
 ) -> ApiResult {
-    let info = kinds::lookup(&kind)?;
     if q.with_secrets {
         caller.require_admin("read resources with secrets")?;
     }
     let store = ctx.auth.store();
+    if kind == "all" {
+        // Every kind that defines the cluster, in registry order (the order
+        // bootstrap applies them).
+        for info in kinds::KINDS.iter().filter(|k| k.exported) {
+            ctx.auth.authorize(&caller, info.name, verb::LIST).await?;
+        }
+        return to_json(store.list_all(q.with_secrets).await?);
+    }
+    let info = kinds::lookup(&kind)?;
     let list = match q.name.as_deref().filter(|n| !n.is_empty()) {
         Some(name) => {
             ctx.auth.authorize(&caller, info.name, verb::READ).await?;
@@ -192,8 +206,50 @@ async fn create_resources(
         if info.kind == kinds::Kind::CertAuthority {
             caller.require_admin("write certificate authorities")?;
         }
-        checked.push((d.index, r));
+        checked.push((at, r));
     }
+    // A user's roles must exist in the store or in the same file; roles are
+    // written first (registry order), so a file may define both.
+    let file_roles: Vec<String> =
+        checked.iter().filter(|(_, r)| r.kind == "role").map(|(_, r)| r.metadata.name.clone()).collect();
+    for (at, r) in checked.iter().filter(|(_, r)| r.kind == "user") {
+        for role in crate::resources::strings(r.spec.get("roles")) {
+            if file_roles.contains(&role) {
+                continue;
+            }
+            match ctx.auth.store().get("role", &role, false).await {
+                Ok(_) => {}
+                Err(e) if e.is_not_found() => {
+                    return Err(AuthError::bad(format!(
+                        "{at}: user {:?}: role {role:?} does not exist (neither stored nor in this file); nothing was written",
+                        r.metadata.name
+                    ))
+                    .into());
+                }
+                Err(e) => return Err(e.into()),
+            }
+        }
+    }
+    if !body.force {
+        for (at, r) in checked.iter().filter(|(_, r)| r.kind != "cert_authority") {
+            let key = r.info()?.key(r)?;
+            match ctx.auth.store().backend().get(&key).await {
+                Ok(_) => {
+                    return Err(AuthError::new(
+                        AuthErrorKind::AlreadyExists,
+                        format!(
+                            "{at}: {} already exists; use -f or --force to overwrite it; nothing was written",
+                            r.reference()
+                        ),
+                    )
+                    .into());
+                }
+                Err(e) if e.is_not_found() => {}
+                Err(e) => return Err(e.into()),
+            }
+        }
+    }
+    checked.sort_by_key(|(_, r)| kinds::KINDS.iter().position(|k| k.name == r.kind).unwrap_or(usize::MAX));
     let mut out = Vec::new();
     for (_, r) in checked {
         let mode = if body.force || r.info()?.kind == kinds::Kind::CertAuthority {

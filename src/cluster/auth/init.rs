@@ -19,6 +19,7 @@ use std::time::Duration;
 use base64::Engine;
 use serde_json::{Value, json};
 
+use super::bootstrap::{ApplyReport, Bundle};
 use super::{AuthError, AuthErrorKind, presets};
 use crate::backend::{Backend, lock};
 use crate::crypto;
@@ -64,6 +65,10 @@ pub struct AuthConfig {
     pub server_names: Vec<String>,
     /// bcrypt cost for new password hashes (>= 10 outside tests).
     pub bcrypt_cost: u32,
+    /// `--bootstrap`: resources written on the first start only.
+    pub bootstrap: Option<Bundle>,
+    /// `--apply-on-startup`: resources upserted on every start.
+    pub apply_on_startup: Option<Bundle>,
 }
 
 impl AuthConfig {
@@ -77,6 +82,8 @@ impl AuthConfig {
             second_factor: "otp".into(),
             server_names: Vec::new(),
             bcrypt_cost: crypto::secret::DEFAULT_BCRYPT_COST,
+            bootstrap: None,
+            apply_on_startup: None,
         }
     }
 }
@@ -90,6 +97,12 @@ pub struct InitReport {
     pub generated_cas: Vec<String>,
     /// Preset roles created now.
     pub created_roles: Vec<String>,
+    /// What `--bootstrap` wrote (first start only).
+    pub bootstrapped: Option<ApplyReport>,
+    /// True when a bootstrap file was given on a later start and ignored.
+    pub bootstrap_ignored: bool,
+    /// What `--apply-on-startup` wrote.
+    pub applied: Option<ApplyReport>,
 }
 
 /// Runs init under the backend lock.
@@ -108,12 +121,36 @@ pub async fn init(backend: Arc<dyn Backend>, cfg: &AuthConfig) -> Result<InitRep
 
 async fn init_locked(store: &ResourceStore, cfg: &AuthConfig) -> Result<InitReport, AuthError> {
     let mut report = InitReport::default();
-    check_cluster_name(store, &cfg.cluster_name).await?;
+    // Every check comes before the first write: a refused start (another
+    // cluster's backend, a bad bootstrap bundle) leaves the store untouched.
+    match store.get("cluster_name", "", false).await {
+        Ok(stored) => check_stored_name(store, &stored, &cfg.cluster_name)?,
+        Err(e) if e.is_not_found() => {}
+        Err(e) => return Err(e.into()),
+    }
     report.first_start = match store.get("cert_authority", &format!("host/{}", cfg.cluster_name), false).await {
         Ok(_) => false,
         Err(e) if e.is_not_found() => true,
         Err(e) => return Err(e.into()),
     };
+    if report.first_start
+        && let Some(b) = &cfg.bootstrap
+    {
+        b.check(&cfg.cluster_name)?;
+    }
+    check_cluster_name(store, &cfg.cluster_name).await?;
+    match &cfg.bootstrap {
+        Some(b) if report.first_start => {
+            let applied = b.write(store, &cfg.cluster_name).await?;
+            tracing::info!(file = %b.source, applied = %applied.summary(), "bootstrap resources applied");
+            report.bootstrapped = Some(applied);
+        }
+        Some(b) => {
+            tracing::warn!(file = %b.source, "ignoring bootstrap resources: the cluster was initialized before");
+            report.bootstrap_ignored = true;
+        }
+        None => {}
+    }
     // Configuration from teleport.yaml wins on every start.
     let mut pref = Resource::new("cluster_auth_preference", "cluster-auth-preference").with_spec(json!({
         "type": cfg.auth_type,
@@ -158,6 +195,11 @@ async fn init_locked(store: &ResourceStore, cfg: &AuthConfig) -> Result<InitRepo
             report.created_roles.push(name);
         }
     }
+    if let Some(a) = &cfg.apply_on_startup {
+        let applied = a.apply(store).await?;
+        tracing::info!(file = %a.source, applied = %applied.summary(), "resources applied on startup");
+        report.applied = Some(applied);
+    }
     Ok(report)
 }
 
@@ -171,6 +213,10 @@ async fn check_cluster_name(store: &ResourceStore, wanted: &str) -> Result<(), A
         Err(e) => return Err(e.into()),
     }
     let stored = store.get("cluster_name", "cluster-name", false).await?;
+    check_stored_name(store, &stored, wanted)
+}
+
+fn check_stored_name(store: &ResourceStore, stored: &Resource, wanted: &str) -> Result<(), AuthError> {
     let stored_name = stored.spec_str("cluster_name").unwrap_or_default().to_string();
     if stored_name != wanted {
         return Err(AuthError::new(

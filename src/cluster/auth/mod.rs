@@ -10,6 +10,7 @@
 
 pub mod api;
 pub mod authz;
+pub mod bootstrap;
 pub mod init;
 pub mod presets;
 pub mod service;
