@@ -12,6 +12,7 @@ pub mod clone;
 pub mod cluster;
 pub mod config;
 pub mod crypto;
+pub mod events;
 pub mod resources;
 
 /// The version of this build, as printed by `teleport version`.
