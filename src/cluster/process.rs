@@ -285,7 +285,8 @@ pub async fn run(opts: StartOptions) -> Result<(), ProcessError> {
         .map_err(|source| ProcessError::Backend { store: storage.type_name().to_string(), source })?;
     tracing::info!(store = %backend.describe(), "cluster state store opened");
 
-    let result = run_auth(&opts, auth_cfg, backend.clone(), &paths, &health, &metrics, shutdown.clone(), t0).await;
+    let env = Env { paths: &paths, health: &health, metrics: &metrics, shutdown: shutdown.clone(), started: t0 };
+    let result = run_auth(&opts, auth_cfg, backend.clone(), &env).await;
     shutdown.cancel();
     if let Some(task) = diag {
         let _ = tokio::time::timeout(SHUTDOWN_GRACE, task).await;
@@ -305,17 +306,23 @@ pub async fn run(opts: StartOptions) -> Result<(), ProcessError> {
     result
 }
 
-#[allow(clippy::too_many_arguments)]
+/// What the services of a process share.
+struct Env<'a> {
+    paths: &'a DataDirPaths,
+    health: &'a Health,
+    metrics: &'a Metrics,
+    shutdown: CancellationToken,
+    started: Instant,
+}
+
 async fn run_auth(
     opts: &StartOptions,
     cfg: AuthConfig,
     backend: Arc<dyn crate::backend::Backend>,
-    paths: &DataDirPaths,
-    health: &Health,
-    metrics: &Metrics,
-    shutdown: CancellationToken,
-    t0: Instant,
+    env: &Env<'_>,
 ) -> Result<(), ProcessError> {
+    let Env { paths, health, metrics, started: t0, .. } = *env;
+    let shutdown = env.shutdown.clone();
     let listen = opts.config.auth_listen_addr().map_err(|e| ProcessError::Config(e.to_string()))?;
     let host_id = host_uuid(paths)?;
     let (auth, report) = tokio::select! {
