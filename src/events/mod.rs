@@ -8,6 +8,10 @@
 //! `registry`, and pass the compliance suite in `suite`. This room may use
 //! `config`; it never uses `backend`, `resources`, `cluster` or the CLI.
 
+pub mod file;
+pub mod multi;
+pub mod registry;
+pub mod stdout;
 #[cfg(any(test, feature = "test-suite"))]
 pub mod suite;
 
