@@ -1,12 +1,14 @@
 //! The Firestore audit event store against a real Firestore-protocol server
 //! (the testcontainers Firestore fixture: the in-process test server, or
-//! the official emulator with TELEPORT_TEST_PROVIDER=container): the raw
+//! the official emulator with TELEPORT_TEST_PROVIDER=container): the whole
+//! events compliance suite, then what only this store has: the raw
 //! document layout, idempotent re-emits, trimming, paging through many
 //! events that share a second, session queries, upstream documents, and
 //! the retention purge.
 #![cfg(feature = "firestore")]
 
 use std::collections::HashSet;
+use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use firestore::gcloud_sdk::google::firestore::v1 as fs;
@@ -15,7 +17,10 @@ use fs::firestore_client::FirestoreClient;
 use fs::value::ValueType;
 use futures::StreamExt;
 use teleport::events::firestore::{FirestoreEvents, layout};
-use teleport::events::{AuditLog, Event, EventsErrorKind, EventsUri, Order, SearchParams, TRIMMED_FIELD, sort_events};
+use teleport::events::suite::{self, SuiteOptions};
+use teleport::events::{
+    AuditLog, Event, EventsErrorKind, EventsUri, Order, SearchParams, TRIMMED_FIELD, registry, sort_events,
+};
 use testcontainers::Firestore;
 
 fn collection() -> String {
@@ -28,6 +33,22 @@ fn uri(f: &Firestore, coll: &str, extra: &str) -> EventsUri {
 
 async fn open(f: &Firestore, coll: &str) -> FirestoreEvents {
     FirestoreEvents::open(&uri(f, coll, "")).await.expect("open firestore events")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn firestore_events_compliance() {
+    let Some(f) = testcontainers::firestore_or_skip().await else { return };
+    let started = std::time::Instant::now();
+    suite::run_all(
+        &|| {
+            // A fresh collection per case, opened through the registry.
+            let uri = uri(&f, &collection(), "").raw;
+            async move { registry::open_one(&uri, "host-a").await }
+        },
+        &SuiteOptions::default(),
+    )
+    .await;
+    eprintln!("firestore events compliance suite: {:?}", started.elapsed());
 }
 
 /// A raw gRPC client on the fixture's server, to read and write documents
@@ -193,7 +214,7 @@ async fn oversized_events_are_trimmed() {
 async fn pages_through_thousands_sharing_seconds() {
     let f = testcontainers::firestore().await.expect("server");
     let coll = collection();
-    let log = std::sync::Arc::new(open(&f, &coll).await);
+    let log = Arc::new(open(&f, &coll).await);
     // 3000 events over three seconds; many share exact times, and ei
     // and uid break the ties.
     let base = 1_700_000_300;
