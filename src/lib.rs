@@ -4,7 +4,8 @@
 //! `backend` (cluster state), reading `config`.
 //!
 //! Data flows one way: `cli -> (cluster | clone) -> resources -> backend`; nothing
-//! below `cli` points up, and `config` and `crypto` are leaves that any layer may use.
+//! below `cli` points up, and `config`, `crypto` and `gcp` (Google Cloud connections) are leaves that any
+//! layer may use.
 
 pub mod backend;
 pub mod cli;
@@ -13,6 +14,7 @@ pub mod cluster;
 pub mod config;
 pub mod crypto;
 pub mod events;
+pub mod gcp;
 pub mod resources;
 
 /// The version of this build, as printed by `teleport version`.

@@ -8,6 +8,15 @@
 //! `registry`, and pass the compliance suite in `suite`. This room may use
 //! `config`; it never uses `backend`, `resources`, `cluster` or the CLI.
 
+pub mod file;
+#[cfg(feature = "firestore")]
+pub mod firestore;
+pub mod multi;
+pub mod registry;
+pub mod stdout;
+#[cfg(any(test, feature = "test-suite"))]
+pub mod suite;
+
 use std::collections::BTreeMap;
 use std::time::{Duration, SystemTime};
 

@@ -3,64 +3,35 @@
 //! subset that real Firestore, the official emulator and the project's test
 //! server all serve. Reads are retried a few times on transient codes;
 //! commits are not (their caller decides). Errors are mapped here, naming
-//! the store; no credential ever reaches a message or log.
+//! the store; no credential ever reaches a message or log. Connecting
+//! (endpoint, credentials, routing header) is `crate::gcp::firestore`,
+//! shared with the audit event store.
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use firestore::gcloud_sdk::google::firestore::v1 as fs;
-use firestore::gcloud_sdk::google_cloud_auth::credentials::{
-    CacheableResource, Credentials, CredentialsProvider, EntityTag,
-};
-use firestore::gcloud_sdk::google_cloud_auth::errors::CredentialsError;
-use firestore::gcloud_sdk::{GoogleApi, GoogleAuthMiddleware};
-use firestore::gcloud_sdk::{HeaderMap, tonic};
-use firestore::{FirestoreDb, FirestoreDbOptions};
+use firestore::gcloud_sdk::{GoogleAuthMiddleware, tonic};
 use fs::firestore_client::FirestoreClient;
 use fs::structured_query as sq;
 use tonic::{Code, Status};
 
 use crate::backend::{Error, ErrorKind, Key, Result};
 use crate::config::FirestoreConfig;
+use crate::gcp::firestore::{ConnectErrorKind, ConnectParams, Connection};
 
 use super::layout;
 
-/// Database id used when the config names none.
-pub const DEFAULT_DATABASE: &str = "(default)";
+pub use crate::gcp::firestore::DEFAULT_DATABASE;
 /// Longest a single RPC may take (the listener is not limited).
 pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(60);
 /// Attempts for reads that fail with a transient code.
 pub const READ_ATTEMPTS: u32 = 3;
 
-/// What an emulator is sent as the bearer token, as upstream and the
-/// Firebase tools do (the emulators do not authenticate).
-#[derive(Debug)]
-struct EmulatorOwner {
-    tag: EntityTag,
-}
-
-impl CredentialsProvider for EmulatorOwner {
-    async fn headers(
-        &self,
-        extensions: tonic::Extensions,
-    ) -> std::result::Result<CacheableResource<HeaderMap>, CredentialsError> {
-        if extensions.get::<EntityTag>() == Some(&self.tag) {
-            return Ok(CacheableResource::NotModified);
-        }
-        let mut headers = HeaderMap::new();
-        headers.insert(http::header::AUTHORIZATION, http::HeaderValue::from_static("Bearer owner"));
-        Ok(CacheableResource::New { entity_tag: self.tag.clone(), data: headers })
-    }
-
-    async fn universe_domain(&self) -> Option<String> {
-        None
-    }
-}
-
 /// A connection to one collection.
 #[derive(Clone)]
 pub struct Client {
-    db: FirestoreDb,
+    conn: Connection,
     /// `projects/{p}/databases/{d}`.
     pub database: String,
     /// `{database}/documents`.
@@ -69,31 +40,12 @@ pub struct Client {
     pub collection: String,
     /// For messages: "firestore projects/p/databases/d collection c (endpoint ...)".
     pub describe: Arc<str>,
-    /// The routing header Google's client libraries send with every call.
-    routing: tonic::metadata::AsciiMetadataValue,
 }
 
 impl std::fmt::Debug for Client {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str(&self.describe)
     }
-}
-
-/// Percent-encodes everything but unreserved characters (RFC 3986).
-fn url_encode(s: &str) -> String {
-    s.bytes()
-        .map(|b| {
-            if b.is_ascii_alphanumeric() || b"-._~".contains(&b) {
-                (b as char).to_string()
-            } else {
-                format!("%{b:02X}")
-            }
-        })
-        .collect()
-}
-
-fn api_url(endpoint: &str) -> String {
-    if endpoint.contains("://") { endpoint.to_string() } else { format!("http://{endpoint}") }
 }
 
 impl Client {
@@ -105,66 +57,36 @@ impl Client {
         let project = cfg.project_id.clone().filter(|p| !p.is_empty()).ok_or_else(|| {
             Error::bad_parameter(format!("firestore collection {}: project_id is not specified", cfg.collection_name))
         })?;
-        let database_id = cfg.database_id.clone().filter(|d| !d.is_empty()).unwrap_or_else(|| DEFAULT_DATABASE.into());
-        let database = format!("projects/{project}/databases/{database_id}");
-        let where_ = match &cfg.endpoint {
-            Some(e) => format!("endpoint {}", api_url(e)),
-            None => "firestore.googleapis.com".to_string(),
-        };
-        let describe: Arc<str> = format!("firestore {database} collection {} ({where_})", cfg.collection_name).into();
-        let mut options = FirestoreDbOptions::new(project.clone()).with_database_id(database_id.clone());
-        let connecting = match &cfg.endpoint {
-            Some(endpoint) => {
-                options = options.with_firebase_api_url(api_url(endpoint));
-                let owner = Credentials::from(EmulatorOwner { tag: EntityTag::new() });
-                FirestoreDb::with_options_auth(options, owner).await
-            }
-            None => {
-                // TLS to Google: make sure rustls has a crypto provider.
-                let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
-                match &cfg.credentials_path {
-                    Some(path) => FirestoreDb::with_options_service_account_key_file(options, path.clone()).await,
-                    None => FirestoreDb::with_options(options).await,
-                }
-            }
-        };
-        let db = connecting.map_err(|e| {
-            let hint = if cfg.endpoint.is_some() {
-                "check that the emulator or test server answers at `endpoint`"
-            } else if cfg.credentials_path.is_some() {
-                "check `credentials_path` (a service account key JSON file) and network access to firestore.googleapis.com"
-            } else {
-                "check the application default credentials (GOOGLE_APPLICATION_CREDENTIALS or the metadata server), \
-                 or set `credentials_path`, and network access to firestore.googleapis.com"
-            };
-            Error::new(ErrorKind::ConnectionProblem, format!("{describe}: connect: {e}; {hint}"))
+        let what = format!("collection {}", cfg.collection_name);
+        let conn = Connection::connect(ConnectParams {
+            project: &project,
+            database_id: cfg.database_id.as_deref(),
+            endpoint: cfg.endpoint.as_deref(),
+            credentials_path: cfg.credentials_path.as_deref(),
+            what: &what,
+            endpoint_option: "endpoint",
+            credentials_option: "credentials_path",
+        })
+        .await
+        .map_err(|e| match e.kind {
+            ConnectErrorKind::BadParameter => Error::bad_parameter(e.message),
+            ConnectErrorKind::ConnectionProblem => Error::new(ErrorKind::ConnectionProblem, e.message),
         })?;
-        let routing =
-            format!("project_id={}&database_id={}", url_encode(&project), url_encode(&database_id)).parse().map_err(
-                |_| Error::bad_parameter(format!("{describe}: project_id or database_id is not valid in a header")),
-            )?;
         Ok(Client {
-            db,
-            routing,
-            parent: format!("{database}/documents"),
-            database,
+            database: conn.database.clone(),
+            parent: conn.parent.clone(),
+            describe: conn.describe.clone(),
             collection: cfg.collection_name.clone(),
-            describe,
+            conn,
         })
     }
 
-    /// `msg` as a request carrying the routing header
-    /// (`x-goog-request-params: project_id=...&database_id=...`), which
-    /// Firestore uses to route calls to a named database.
     fn request<T>(&self, msg: T) -> tonic::Request<T> {
-        let mut r = tonic::Request::new(msg);
-        r.metadata_mut().insert("x-goog-request-params", self.routing.clone());
-        r
+        self.conn.request(msg)
     }
 
     fn raw(&self) -> FirestoreClient<GoogleAuthMiddleware> {
-        let api: &GoogleApi<FirestoreClient<GoogleAuthMiddleware>> = self.db.client();
-        api.get().max_decoding_message_size(layout::MAX_REQUEST_BYTES * 2)
+        self.conn.raw(layout::MAX_REQUEST_BYTES * 2)
     }
 
     /// The full name of `key`'s document.
@@ -227,8 +149,7 @@ impl Client {
                 Err(_) if attempt < READ_ATTEMPTS => continue,
                 Err(_) => return Err(self.timeout(op)),
             };
-            let transient =
-                matches!(status.code(), Code::Unavailable | Code::DeadlineExceeded | Code::ResourceExhausted);
+            let transient = crate::gcp::firestore::is_transient(status.code());
             if !transient || attempt >= READ_ATTEMPTS {
                 return Err(self.error(op, None, &status));
             }
@@ -379,18 +300,5 @@ impl Client {
             limit: limit.map(|l| l.min(i32::MAX as usize) as i32),
             ..Default::default()
         }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn routing_values_and_endpoints() {
-        assert_eq!(url_encode("(default)"), "%28default%29");
-        assert_eq!(url_encode("my-project_1.x~"), "my-project_1.x~");
-        assert_eq!(api_url("localhost:8618"), "http://localhost:8618");
-        assert_eq!(api_url("https://firestore.example"), "https://firestore.example");
     }
 }
