@@ -4,8 +4,11 @@
 //! `backend` (cluster state), reading `config`.
 //!
 //! Data flows one way: `cli -> (cluster | clone) -> resources -> backend`; nothing
-//! below `cli` points up, and `config` and `crypto` are leaves that any layer may use.
+//! below `cli` points up, and `config`, `crypto` and `aws` (AWS SDK setup shared by
+//! the DynamoDB stores) are leaves that any layer may use.
 
+#[cfg(feature = "dynamodb")]
+pub mod aws;
 pub mod backend;
 pub mod cli;
 pub mod clone;

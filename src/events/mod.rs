@@ -181,12 +181,11 @@ impl Event {
             if over == 0 {
                 return e;
             }
-            let largest = e
-                .0
-                .iter()
-                .filter(|(k, _)| !KEEP.contains(&k.as_str()) && k.as_str() != TRIMMED_FIELD)
-                .map(|(k, v)| (k.clone(), serde_json::to_string(v).map(|s| s.len()).unwrap_or(0)))
-                .max_by_key(|(_, n)| *n);
+            let largest =
+                e.0.iter()
+                    .filter(|(k, _)| !KEEP.contains(&k.as_str()) && k.as_str() != TRIMMED_FIELD)
+                    .map(|(k, v)| (k.clone(), serde_json::to_string(v).map(|s| s.len()).unwrap_or(0)))
+                    .max_by_key(|(_, n)| *n);
             let Some((field, len)) = largest else { break };
             match e.0.get(&field) {
                 Some(Value::String(s)) if len > over + 16 => {
@@ -405,7 +404,8 @@ mod tests {
 
     #[test]
     fn uris() {
-        let u = EventsUri::parse("dynamodb://events_table?region=us-east-1&endpoint=http%3A%2F%2F127.0.0.1%3A5000").unwrap();
+        let u = EventsUri::parse("dynamodb://events_table?region=us-east-1&endpoint=http%3A%2F%2F127.0.0.1%3A5000")
+            .unwrap();
         assert_eq!((u.scheme.as_str(), u.host.as_str()), ("dynamodb", "events_table"));
         assert_eq!(u.param("endpoint"), Some("http://127.0.0.1:5000"));
         let f = EventsUri::parse("file:///var/lib/teleport/log").unwrap();
