@@ -8,6 +8,9 @@
 //! `registry`, and pass the compliance suite in `suite`. This room may use
 //! `config`; it never uses `backend`, `resources`, `cluster` or the CLI.
 
+#[cfg(feature = "dynamodb")]
+pub mod dynamodb;
+
 use std::collections::BTreeMap;
 use std::time::{Duration, SystemTime};
 
