@@ -4,7 +4,7 @@
 //! The index orders items by `CreatedAt`, which has only second
 //! resolution, so items within one second come back in no useful order.
 //! A page is therefore built like this: read the UTC days of `[from, to)`
-//! in the asked order (several days' first pages in flight at once), keep
+//! in the asked order (in rounds of several days' first pages at once), keep
 //! the events that match (time range, types, strictly after the cursor),
 //! and stop only once more than `limit` are kept AND the index has moved
 //! past the second of the `limit`-th kept event: every event of that second
@@ -19,14 +19,21 @@ use std::collections::HashMap;
 use aws_sdk_dynamodb::types::AttributeValue;
 use base64::Engine;
 use chrono::{DateTime, Duration as Days, NaiveDate, Utc};
-use futures::StreamExt;
 use serde::{Deserialize, Serialize};
 
 use super::{CREATED_AT, CREATED_AT_DATE, DynamoEvents, EVENT_TYPE, INDEX_TIME_SEARCH, SortKey};
 use crate::events::{Event, EventsError, Order, Result, SearchPage, SearchParams};
 
-/// Days whose first page is fetched ahead, in order.
+/// Most days whose first page is fetched at once. Days are read in rounds
+/// of 1, 2, 4, ... up to this many, so a range whose first day is busy
+/// costs one query and a long, mostly empty range is crossed quickly.
 pub const DAY_PREFETCH: usize = 16;
+/// Items the index reads per Query page (before the type filter): enough
+/// for a page and the rest of its last second, without reading the whole
+/// remaining day for every page.
+fn query_limit(limit: usize) -> i32 {
+    (limit.saturating_add(1)).clamp(100, 1000) as i32
+}
 /// Most event types pushed into the query's filter expression (DynamoDB's
 /// `IN` takes up to 100 operands); more are filtered here only.
 const MAX_FILTER_TYPES: usize = 100;
@@ -107,6 +114,7 @@ impl DynamoEvents {
             .expression_attribute_values(":lo", AttributeValue::N(lo.to_string()))
             .expression_attribute_values(":hi", AttributeValue::N(hi.to_string()))
             .scan_index_forward(p.order == Order::Ascending)
+            .limit(query_limit(p.limit))
             .set_exclusive_start_key(start);
         if !p.event_types.is_empty() && p.event_types.len() <= MAX_FILTER_TYPES {
             let names: Vec<String> = (0..p.event_types.len()).map(|i| format!(":t{i}")).collect();
@@ -164,31 +172,37 @@ impl DynamoEvents {
                 }
         };
         let mut kept: Vec<Row> = Vec::new();
-        let mut firsts = futures::stream::iter(days)
-            .map(|d| async move { self.query_day(d, bounds(d), p, None).await.map(|pg| (d, pg)) })
-            .buffered(DAY_PREFETCH);
-        'days: while let Some(res) = firsts.next().await {
-            let (day, mut page) = res?;
-            loop {
-                kept.extend(page.rows.drain(..).filter(|r| keep(r)));
-                if kept.len() > p.limit {
-                    sort(&mut kept, asc);
-                    let sk = kept[p.limit - 1].key.secs;
-                    let past = match &page.last {
-                        None => true,
-                        Some((at, _)) => (asc && *at > sk) || (!asc && *at < sk),
-                    };
-                    if past {
-                        break 'days;
+        let mut rest = days.as_slice();
+        let mut round = 1;
+        'days: while !rest.is_empty() {
+            let (now, later) = rest.split_at(round.min(rest.len()));
+            rest = later;
+            round = (round * 2).min(DAY_PREFETCH);
+            let firsts = futures::future::join_all(now.iter().map(|d| self.query_day(*d, bounds(*d), p, None))).await;
+            for (day, first) in now.iter().zip(firsts) {
+                let mut page = first?;
+                loop {
+                    kept.extend(page.rows.drain(..).filter(|r| keep(r)));
+                    if kept.len() > p.limit {
+                        sort(&mut kept, asc);
+                        // Only the first `limit` and one more can be returned.
+                        kept.truncate(p.limit + 1);
+                        let sk = kept[p.limit - 1].key.secs;
+                        let past = match &page.last {
+                            None => true,
+                            Some((at, _)) => (asc && *at > sk) || (!asc && *at < sk),
+                        };
+                        if past {
+                            break 'days;
+                        }
                     }
-                }
-                match page.last.take() {
-                    Some((_, k)) => page = self.query_day(day, bounds(day), p, Some(k)).await?,
-                    None => break,
+                    match page.last.take() {
+                        Some((_, k)) => page = self.query_day(*day, bounds(*day), p, Some(k)).await?,
+                        None => break,
+                    }
                 }
             }
         }
-        drop(firsts);
         sort(&mut kept, asc);
         let more = kept.len() > p.limit;
         kept.truncate(p.limit);
