@@ -8,6 +8,7 @@
 //! `registry`, and pass the compliance suite in `suite`. This room may use
 //! `config`; it never uses `backend`, `resources`, `cluster` or the CLI.
 
+pub mod export;
 pub mod file;
 pub mod multi;
 pub mod registry;
