@@ -4,9 +4,11 @@
 //! `backend` (cluster state), reading `config`.
 //!
 //! Data flows one way: `cli -> (cluster | clone) -> resources -> backend`; nothing
-//! below `cli` points up, and `config`, `crypto` and `gcp` (Google Cloud connections) are leaves that any
-//! layer may use.
+//! below `cli` points up, and `config`, `crypto`, `aws` and `gcp` (the AWS SDK and Google
+//! Cloud connections shared by the stores) are leaves that any layer may use.
 
+#[cfg(feature = "dynamodb")]
+pub mod aws;
 pub mod backend;
 pub mod cli;
 pub mod clone;

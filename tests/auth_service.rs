@@ -561,3 +561,68 @@ async fn get_all_then_bootstrap_with_the_binaries() {
     assert!(b.ok(&["users", "ls"]).contains("dora"));
     assert!(b.ok(&["get", "role/ops"]).contains("logins"));
 }
+
+/// The auth service writes its own audit events to the configured log (the
+/// default file log here), and `tctl events search -c` reads them straight
+/// from the store: user.create, join_token.create, user.login success and
+/// failure, cert.create, user.delete; no secret in the log.
+#[tokio::test(flavor = "multi_thread")]
+async fn auth_emits_audit_events() {
+    let dir = tempfile::tempdir().unwrap();
+    let (config, data_dir, addr, diag) = write_config(dir.path(), "audit.test", "");
+    let mut auth = start_with(&config, &data_dir, &addr, &diag);
+    let out =
+        auth.tctl_stdin(&["users", "add", "dave", "--roles=access", "--logins=dave", "--password-stdin"], PASSWORD);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let token = auth.ok(&["tokens", "add", "--type=node", "--ttl=1h"]);
+    let token = token.lines().next().unwrap().rsplit(' ').next().unwrap().to_string();
+    let admin = auth.identity();
+    let anon = ApiClient::anonymous(&auth.addr, &admin.tls_ca_certs).unwrap();
+    let pair = teleport::crypto::ssh::generate_openssh_keypair().unwrap();
+    let _: Value = anon
+        .post("/v1/login", &json!({"user": "dave", "password": PASSWORD, "ssh_public_key": pair.public_line}))
+        .await
+        .unwrap();
+    let bad = anon
+        .post::<_, Value>(
+            "/v1/login",
+            &json!({"user": "dave", "password": "wrong", "ssh_public_key": pair.public_line}),
+        )
+        .await;
+    assert!(bad.is_err());
+    auth.ok(&["users", "rm", "dave"]);
+    auth.stop();
+
+    // No auth service running: tctl reads the store itself.
+    let out = auth.ok(&["events", "search", "--format", "json"]);
+    let events: Vec<Value> = out.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    let find = |ty: &str, code: &str| {
+        events
+            .iter()
+            .find(|e| e["event"] == ty && e["code"] == code)
+            .unwrap_or_else(|| panic!("no {ty} {code} in {out}"))
+            .clone()
+    };
+    let created = find("user.create", "T1002I");
+    assert_eq!((created["name"].as_str(), created["cluster_name"].as_str()), (Some("dave"), Some("audit.test")));
+    find("join_token.create", "T7000I");
+    let ok = find("user.login", "T1000I");
+    assert_eq!((ok["user"].as_str(), ok["success"].as_bool()), (Some("dave"), Some(true)));
+    let failed = find("user.login", "T1000W");
+    assert_eq!(failed["success"].as_bool(), Some(false));
+    assert!(failed["error"].as_str().is_some_and(|e| !e.is_empty()));
+    find("cert.create", "TC000I");
+    assert_eq!(find("user.delete", "T1004I")["name"].as_str(), Some("dave"));
+    let table = auth.ok(&["events", "search", "--type", "user.login"]);
+    assert!(table.contains("T1000I") && table.contains("T1000W") && !table.contains("user.create"), "{table}");
+    let host = std::fs::read_to_string(data_dir.join("host_uuid")).unwrap();
+    let mut file = String::new();
+    for f in std::fs::read_dir(data_dir.join("log").join(host.trim())).unwrap() {
+        file.push_str(&std::fs::read_to_string(f.unwrap().path()).unwrap());
+    }
+    assert!(file.contains("user.login"));
+    assert!(
+        !file.contains(PASSWORD) && !file.contains(&token) && !file.contains("wrong\""),
+        "a secret in the audit log"
+    );
+}

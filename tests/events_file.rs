@@ -144,11 +144,12 @@ async fn registry_uris() {
     let data = dir.path();
     let log = registry::open(&[], data, "h").await.unwrap();
     assert_eq!(log.name(), "file");
+    assert!(!data.join("log").exists(), "opening writes nothing");
+    log.emit(Event::at("x", "X", at(MAY1))).await.unwrap();
     assert!(data.join("log/h").is_dir());
     let other = data.join("other");
     let uri = format!("file://{}", other.display());
     assert_eq!(registry::open(std::slice::from_ref(&uri), data, "h").await.unwrap().name(), "file");
-    assert!(other.join("h").is_dir());
     let multi = registry::open(&[uri.clone(), "stdout://".into()], data, "h").await.unwrap();
     assert_eq!(multi.name(), "multi");
     let err = registry::open(&["gopher://x".into()], data, "h").await.unwrap_err();
@@ -166,8 +167,8 @@ async fn multi_failing_secondary() {
     let dir = tempfile::tempdir().unwrap();
     let first = FileLog::open(&dir.path().join("a"), "h").unwrap();
     let second = FileLog::open(&dir.path().join("b"), "h").unwrap();
-    // Make the secondary unwritable: its host dir becomes a file.
-    std::fs::remove_dir_all(dir.path().join("b/h")).unwrap();
+    // Make the secondary unwritable: its host dir is a file.
+    std::fs::create_dir_all(dir.path().join("b")).unwrap();
     std::fs::write(dir.path().join("b/h"), "not a dir").unwrap();
     let multi = MultiLog::new(vec![Arc::new(first.clone()), Arc::new(second)]).unwrap();
     let e = Event::at("x", "X", at(MAY1 + 1));

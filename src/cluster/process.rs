@@ -329,6 +329,14 @@ async fn run_auth(
         r = AuthServer::start(backend, cfg) => r?,
         _ = shutdown.cancelled() => return Ok(()),
     };
+    // The audit log of teleport.storage.audit_events_uri (default: the file
+    // log in <data_dir>/log); a log that cannot be opened stops the start.
+    let uris = opts.config.storage().audit().audit_events_uri.to_vec();
+    let audit = crate::events::registry::open(&uris, &paths.root, &host_id)
+        .await
+        .map_err(|e| ProcessError::Config(format!("cannot open the audit log (audit_events_uri): {e}")))?;
+    tracing::info!(store = %audit.describe(), "audit log opened");
+    let auth = auth.with_audit_log(audit);
     if report.first_start {
         tracing::info!(
             cluster = %auth.cluster_name(),

@@ -220,13 +220,13 @@ fn make_dir(path: &Path) -> Result<()> {
 }
 
 impl FileLog {
-    /// Opens (creating) the log in `dir`, writing as host `host_uuid`.
+    /// Opens the log in `dir`, writing as host `host_uuid`. Directories are
+    /// made on the first emit, so a handle that only searches writes nothing.
     pub fn open(dir: &Path, host_uuid: &str) -> Result<FileLog> {
         if host_uuid.is_empty() || host_uuid.contains('/') || host_uuid.starts_with('.') {
             return Err(EventsError::bad(format!("file audit log: invalid host uuid {host_uuid:?}")));
         }
         let host_dir = dir.join(host_uuid);
-        make_dir(&host_dir)?;
         Ok(FileLog {
             inner: Arc::new(Inner { dir: dir.to_path_buf(), host_dir, writer: Mutex::new(Writer::default()) }),
         })
@@ -245,6 +245,8 @@ impl FileLog {
 
 impl Inner {
     fn open_day(&self, day: NaiveDate) -> Result<DayFile> {
+        make_dir(&self.dir)?;
+        make_dir(&self.host_dir)?;
         let path = self.host_dir.join(day_file_name(day));
         let mut uids = HashSet::new();
         for_each_line(&path, |n, line| {

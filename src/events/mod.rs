@@ -6,8 +6,12 @@
 //! Stores live in their own files (`file.rs`, `stdout.rs`, `multi.rs`,
 //! `dynamodb/`, `firestore/`) behind their cargo features, are opened by
 //! `registry`, and pass the compliance suite in `suite`. This room may use
-//! `config`; it never uses `backend`, `resources`, `cluster` or the CLI.
+//! `config` (and `aws`, for the DynamoDB store); it never uses `backend`,
+//! `resources`, `cluster` or the CLI.
 
+#[cfg(feature = "dynamodb")]
+pub mod dynamodb;
+pub mod export;
 pub mod file;
 #[cfg(feature = "firestore")]
 pub mod firestore;

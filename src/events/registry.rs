@@ -56,8 +56,9 @@ pub async fn open_one(uri: &str, host_uuid: &str) -> Result<Arc<dyn AuditLog>> {
             Ok(Arc::new(FileLog::open(Path::new(&u.path), host_uuid)?))
         }
         "stdout" => Ok(Arc::new(StdoutLog)),
-        // DYNAMODB plugs in here: `#[cfg(feature = "dynamodb")] "dynamodb" => open the store`, keeping
-        // this arm as `#[cfg(not(feature = "dynamodb"))]`.
+        #[cfg(feature = "dynamodb")]
+        "dynamodb" => Ok(Arc::new(super::dynamodb::DynamoEvents::open(&u).await?)),
+        #[cfg(not(feature = "dynamodb"))]
         "dynamodb" => Err(not_compiled(&u, "dynamodb")),
         #[cfg(feature = "firestore")]
         "firestore" => Ok(Arc::new(super::firestore::FirestoreEvents::open(&u).await?)),
@@ -70,6 +71,7 @@ pub async fn open_one(uri: &str, host_uuid: &str) -> Result<Arc<dyn AuditLog>> {
     }
 }
 
+#[cfg(not(all(feature = "dynamodb", feature = "firestore")))]
 fn not_compiled(u: &EventsUri, feature: &str) -> EventsError {
     EventsError::bad(format!(
         "audit_events_uri {}: the {feature} audit store is not compiled into this build (cargo feature `{feature}`)",

@@ -41,11 +41,8 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, SystemTime};
 
 use async_trait::async_trait;
-use aws_config::BehaviorVersion;
-use aws_config::retry::RetryConfig;
-use aws_config::timeout::TimeoutConfig;
 use aws_sdk_dynamodb::Client;
-use aws_sdk_dynamodb::config::{Credentials, Region};
+use aws_sdk_dynamodb::config::Region;
 use aws_sdk_dynamodb::error::ProvideErrorMetadata;
 use aws_sdk_dynamodb::types::{
     AttributeValue, ConditionCheck, Delete, DeleteRequest, Put, PutRequest, TransactWriteItem, WriteRequest,
@@ -67,20 +64,7 @@ use crate::config::DynamoDbConfig;
 pub const DEFAULT_POLL_STREAM_PERIOD: Duration = Duration::from_secs(1);
 /// Default `retry_period` (upstream's `HighResPollingPeriod`).
 pub const DEFAULT_RETRY_PERIOD: Duration = Duration::from_secs(10);
-/// Region used with a custom `endpoint` when none is configured anywhere
-/// (local emulators accept any).
-pub const EMULATOR_REGION: &str = "us-east-1";
-/// Attempts per request, the first included; throttling, 5xx, timeouts and
-/// connection failures are retried by the SDK with exponential backoff.
-pub const MAX_ATTEMPTS: u32 = 5;
-/// First retry backoff (doubles up to [`MAX_BACKOFF`], with jitter).
-pub const INITIAL_BACKOFF: Duration = Duration::from_millis(100);
-/// Longest retry backoff.
-pub const MAX_BACKOFF: Duration = Duration::from_secs(5);
-/// TCP connect timeout.
-pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(3);
-/// Timeout of one attempt of one request.
-pub const ATTEMPT_TIMEOUT: Duration = Duration::from_secs(30);
+pub use crate::aws::{ATTEMPT_TIMEOUT, CONNECT_TIMEOUT, EMULATOR_REGION, INITIAL_BACKOFF, MAX_ATTEMPTS, MAX_BACKOFF};
 /// BatchWriteItem requests in flight at once per batch call.
 pub const BATCH_CONCURRENCY: usize = 8;
 /// Rounds of resending a batch's unprocessed items before giving up.
@@ -322,42 +306,27 @@ fn jitter(max: Duration) -> Duration {
 
 /// The SDK clients for `cfg`, and the store's description for messages.
 async fn clients(cfg: &DynamoDbConfig) -> Result<(Client, aws_sdk_dynamodbstreams::Client, String)> {
-    let retry = RetryConfig::standard()
-        .with_max_attempts(MAX_ATTEMPTS)
-        .with_initial_backoff(INITIAL_BACKOFF)
-        .with_max_backoff(MAX_BACKOFF);
-    let timeouts =
-        TimeoutConfig::builder().connect_timeout(CONNECT_TIMEOUT).operation_attempt_timeout(ATTEMPT_TIMEOUT).build();
-    let mut loader = aws_config::defaults(BehaviorVersion::latest()).retry_config(retry).timeout_config(timeouts);
-    if let Some(r) = cfg.region.as_deref().filter(|r| !r.is_empty()) {
-        loader = loader.region(Region::new(r.to_string()));
-    }
-    if let Some(ep) = cfg.endpoint.as_deref().filter(|e| !e.is_empty()) {
-        loader = loader.endpoint_url(ep);
-    }
-    if let (Some(a), Some(s)) = (&cfg.access_key, &cfg.secret_key) {
-        loader = loader.credentials_provider(Credentials::new(a, s, None, None, "teleport storage config"));
-    }
-    let sdk_config = loader.load().await;
-    let region = match (sdk_config.region(), cfg.endpoint.as_deref()) {
-        (Some(r), _) => r.to_string(),
-        (None, Some(_)) => EMULATOR_REGION.to_string(),
-        (None, None) => {
-            return Err(Error::bad_parameter(format!(
-                "dynamodb table {}: no AWS region: set region in the storage block, or AWS_REGION",
-                cfg.table_name
-            )));
-        }
+    let settings = crate::aws::AwsSettings {
+        region: cfg.region.as_deref(),
+        endpoint: cfg.endpoint.as_deref(),
+        access_key: cfg.access_key.as_deref(),
+        secret_key: cfg.secret_key.as_deref(),
+        use_fips: false,
     };
+    let aws = crate::aws::load(&settings).await.map_err(|e| {
+        Error::bad_parameter(format!(
+            "dynamodb table {}: {e}: set region in the storage block, or AWS_REGION",
+            cfg.table_name
+        ))
+    })?;
+    let region = aws.region.clone();
     let store = format!(
         "dynamodb table {} (region {region}, endpoint {})",
         cfg.table_name,
         cfg.endpoint.as_deref().unwrap_or("AWS default")
     );
-    let ddb = aws_sdk_dynamodb::config::Builder::from(&sdk_config).region(Region::new(region.clone())).build();
-    let streams =
-        aws_sdk_dynamodbstreams::config::Builder::from(&sdk_config).region(Region::new(region.clone())).build();
-    Ok((Client::from_conf(ddb), aws_sdk_dynamodbstreams::Client::from_conf(streams), store))
+    let streams = aws_sdk_dynamodbstreams::config::Builder::from(&aws.sdk).region(Region::new(region)).build();
+    Ok((aws.dynamodb(), aws_sdk_dynamodbstreams::Client::from_conf(streams), store))
 }
 
 /// The condition expression of an atomic-write condition.

@@ -6,6 +6,7 @@
 //! --format=file`).
 
 mod auth_cmd;
+mod events_cmd;
 mod resources_cmd;
 mod tokens_cmd;
 mod users_cmd;
@@ -78,6 +79,10 @@ enum Command {
     /// Certificate authorities: export public keys, sign certificates.
     #[command(subcommand)]
     Auth(auth_cmd::AuthCmd),
+    /// Audit events, read and written directly in the store (no auth
+    /// service needed): export, import, search.
+    #[command(subcommand)]
+    Events(events_cmd::EventsCmd),
 }
 
 /// Entry point of the `tctl` binary.
@@ -95,6 +100,11 @@ pub fn main() -> ExitCode {
 
 async fn run(conn: Conn, command: Command) -> anyhow::Result<ExitCode> {
     crate::crypto::install_default_provider();
+    // Works on the store itself, for recovery: no auth server, no identity.
+    let command = match command {
+        Command::Events(c) => return events_cmd::run(&conn, c).await,
+        other => other,
+    };
     let client = conn.client()?;
     match command {
         Command::Version => unreachable_version(),
@@ -106,6 +116,7 @@ async fn run(conn: Conn, command: Command) -> anyhow::Result<ExitCode> {
         Command::Create(a) => resources_cmd::create(&client, a).await,
         Command::Rm(a) => resources_cmd::rm(&client, a).await,
         Command::Auth(c) => auth_cmd::run(&client, c).await,
+        Command::Events(c) => events_cmd::run(&conn, c).await,
     }
 }
 
@@ -120,6 +131,8 @@ fn unreachable_version() -> anyhow::Result<ExitCode> {
 struct HostConfig {
     data_dir: Option<PathBuf>,
     auth_listen: Option<String>,
+    /// `teleport.storage.audit_events_uri`, a string or a list.
+    audit_events_uri: Vec<String>,
 }
 
 fn read_host_config(path: &Path) -> anyhow::Result<HostConfig> {
@@ -129,6 +142,11 @@ fn read_host_config(path: &Path) -> anyhow::Result<HostConfig> {
     Ok(HostConfig {
         data_dir: v["teleport"]["data_dir"].as_str().map(PathBuf::from),
         auth_listen: v["auth_service"]["listen_addr"].as_str().map(str::to_string),
+        audit_events_uri: match &v["teleport"]["storage"]["audit_events_uri"] {
+            serde_json::Value::String(s) => vec![s.clone()],
+            serde_json::Value::Array(a) => a.iter().filter_map(|u| u.as_str().map(str::to_string)).collect(),
+            _ => Vec::new(),
+        },
     })
 }
 

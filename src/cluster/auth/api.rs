@@ -259,6 +259,7 @@ async fn create_resources(
         };
         let reference = r.reference();
         let stored = ctx.auth.store().write(r, mode).await?;
+        ctx.auth.audit_resource(&stored.kind, &stored.metadata.name, false, &caller, stored.spec.get("roles")).await;
         tracing::info!(resource = %reference, caller = %caller.describe(), "resource written");
         out.push(json!({"kind": stored.kind, "name": stored.metadata.name, "revision": stored.metadata.revision}));
     }
@@ -278,6 +279,7 @@ async fn delete_resource(
         caller.require_admin("delete certificate authorities")?;
     }
     ctx.auth.store().delete(info.name, &name).await?;
+    ctx.auth.audit_resource(info.name, &name, true, &caller, None).await;
     tracing::info!(resource = %format!("{}/{name}", info.name), caller = %caller.describe(), "resource deleted");
     Ok(Json(json!({"deleted": format!("{}/{name}", info.name)})))
 }
@@ -300,6 +302,7 @@ async fn add_user(
 ) -> ApiResult {
     ctx.auth.authorize(&caller, "user", verb::CREATE).await?;
     let token = ctx.auth.add_user(&b.name, &b.roles, &b.logins, b.password.as_deref()).await?;
+    ctx.auth.audit_resource("user", &b.name, false, &caller, Some(&json!(b.roles))).await;
     Ok(Json(json!({"user": b.name, "token": token})))
 }
 
@@ -349,8 +352,18 @@ struct LoginBody {
 }
 
 async fn login(State(ctx): State<Shared>, Json(b): Json<LoginBody>) -> ApiResult {
-    let user = ctx.auth.authenticate(&b.user, &b.password, b.otp.as_deref()).await?;
-    to_json(ctx.auth.issue_user_credentials(&user, &b.keys).await?)
+    let user = match ctx.auth.authenticate(&b.user, &b.password, b.otp.as_deref()).await {
+        Ok(u) => u,
+        Err(e) => {
+            ctx.auth.audit_login(&b.user, Err(&e.to_string())).await;
+            return Err(e.into());
+        }
+    };
+    let creds = ctx.auth.issue_user_credentials(&user, &b.keys).await?;
+    ctx.auth.audit_login(&b.user, Ok(())).await;
+    let by = Caller::User { name: b.user.clone(), roles: Vec::new() };
+    ctx.auth.audit_cert(&b.user, &by).await;
+    to_json(creds)
 }
 
 async fn join(State(ctx): State<Shared>, Json(b): Json<JoinRequest>) -> ApiResult {
@@ -371,7 +384,9 @@ async fn sign_user(
 ) -> ApiResult {
     caller.require_admin("sign user certificates")?;
     let user = ctx.auth.store().get("user", &b.user, false).await?;
-    to_json(ctx.auth.issue_user_credentials(&user, &b.keys).await?)
+    let creds = ctx.auth.issue_user_credentials(&user, &b.keys).await?;
+    ctx.auth.audit_cert(&b.user, &caller).await;
+    to_json(creds)
 }
 
 #[derive(Debug, Deserialize)]
@@ -390,7 +405,9 @@ async fn add_token(
 ) -> ApiResult {
     ctx.auth.authorize(&caller, "token", verb::CREATE).await?;
     let ttl = (b.ttl_seconds > 0).then(|| Duration::from_secs(b.ttl_seconds));
-    to_json(ctx.auth.create_token(&b.roles, ttl, b.value).await?)
+    let token = ctx.auth.create_token(&b.roles, ttl, b.value).await?;
+    ctx.auth.audit_token(token.spec.get("roles").unwrap_or(&Value::Null), &caller).await;
+    to_json(token)
 }
 
 async fn list_tokens(State(ctx): State<Shared>, Extension(caller): Extension<Caller>) -> ApiResult {

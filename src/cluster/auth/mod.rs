@@ -9,6 +9,7 @@
 //! never reaches into the CLI.
 
 pub mod api;
+pub mod audit;
 pub mod authz;
 pub mod bootstrap;
 pub mod init;

@@ -47,6 +47,8 @@ pub struct AuthServer {
     store: ResourceStore,
     cfg: Arc<AuthConfig>,
     clock: Arc<dyn Clock>,
+    /// Where its audit events go (see `audit`); none: not emitted.
+    pub(super) audit: Option<Arc<dyn crate::events::AuditLog>>,
 }
 
 /// A key pair and the certificates issued for it: what a client needs to
@@ -144,7 +146,7 @@ impl AuthServer {
     pub async fn start(backend: Arc<dyn Backend>, cfg: AuthConfig) -> Result<(AuthServer, InitReport), AuthError> {
         let report = init::init(backend.clone(), &cfg).await?;
         let clock = backend.clock();
-        Ok((AuthServer { store: ResourceStore::new(backend), cfg: Arc::new(cfg), clock }, report))
+        Ok((AuthServer { store: ResourceStore::new(backend), cfg: Arc::new(cfg), clock, audit: None }, report))
     }
 
     /// The cluster's name.
