@@ -51,7 +51,20 @@ pub struct ImportStats {
 /// stops at the first malformed line with an error naming its number
 /// (events before it are written; importing again is harmless).
 pub async fn import<R: BufRead>(log: &dyn AuditLog, input: R) -> Result<ImportStats> {
+    import_parallel(log, input, 1).await
+}
+
+/// [`import`] with up to `parallel` emits in flight (remote stores such as
+/// DynamoDB spend most of an emit waiting). Lines are parsed in order; a
+/// malformed line stops the import after the emits already started finish.
+pub async fn import_parallel<R: BufRead>(log: &dyn AuditLog, input: R, parallel: usize) -> Result<ImportStats> {
+    use futures::stream::{FuturesUnordered, StreamExt};
+    let parallel = parallel.max(1);
     let mut stats = ImportStats::default();
+    let mut in_flight = FuturesUnordered::new();
+    let emit = |n: usize, event: Event| async move {
+        log.emit(event).await.map_err(|e| EventsError::new(e.kind, format!("import: line {n}: {e}")))
+    };
     for (i, line) in input.lines().enumerate() {
         let n = i + 1;
         let line = line.map_err(|e| EventsError::bad(format!("import: line {n}: {e}")))?;
@@ -62,8 +75,16 @@ pub async fn import<R: BufRead>(log: &dyn AuditLog, input: R) -> Result<ImportSt
         let event: Event = serde_json::from_str(&line)
             .map_err(|e| EventsError::bad(format!("import: line {n}: not a JSON event object: {e}")))?;
         event.check().map_err(|e| EventsError::bad(format!("import: line {n}: {e}")))?;
-        log.emit(event).await.map_err(|e| EventsError::new(e.kind, format!("import: line {n}: {e}")))?;
+        while in_flight.len() >= parallel {
+            if let Some(r) = in_flight.next().await {
+                r?;
+            }
+        }
+        in_flight.push(emit(n, event));
         stats.events += 1;
+    }
+    while let Some(r) = in_flight.next().await {
+        r?;
     }
     Ok(stats)
 }

@@ -37,6 +37,9 @@ pub enum EventsCmd {
         store: StoreArg,
         /// The file to read; `-` or nothing for standard input.
         file: Option<PathBuf>,
+        /// Events written at once (remote stores are faster with more).
+        #[arg(long, default_value_t = 8)]
+        parallel: usize,
     },
     /// Search events: newest last, as a table or JSON lines.
     Search {
@@ -123,7 +126,7 @@ pub async fn run(conn: &Conn, cmd: EventsCmd) -> anyhow::Result<ExitCode> {
             drop(out);
             eprintln!("exported {n} events from {}", log.describe());
         }
-        EventsCmd::Import { store, file } => {
+        EventsCmd::Import { store, file, parallel } => {
             let log = open_store(conn, &store).await?;
             let input: Box<dyn BufRead> = match file.as_deref() {
                 None => Box::new(BufReader::new(std::io::stdin())),
@@ -132,7 +135,7 @@ pub async fn run(conn: &Conn, cmd: EventsCmd) -> anyhow::Result<ExitCode> {
                     std::fs::File::open(p).with_context(|| format!("cannot open {}", p.display()))?,
                 )),
             };
-            let stats = export::import(log.as_ref(), input).await?;
+            let stats = export::import_parallel(log.as_ref(), input, parallel).await?;
             eprintln!("imported {} events into {}", stats.events, log.describe());
         }
         EventsCmd::Search { store, from, to, types, limit, desc, format } => {
