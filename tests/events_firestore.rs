@@ -286,7 +286,7 @@ async fn session_events_by_index() {
 }
 
 #[tokio::test]
-async fn reads_upstream_documents_in_session_queries() {
+async fn reads_upstream_documents_in_session_queries_and_searches() {
     let f = testcontainers::firestore().await.expect("server");
     let coll = collection();
     let log = open(&f, &coll).await;
@@ -305,7 +305,13 @@ async fn reads_upstream_documents_in_session_queries() {
         ],
     )
     .await;
-    assert_eq!(log.session_events("up-1").await.expect("session"), vec![e]);
+    assert_eq!(log.session_events("up-1").await.expect("session"), vec![e.clone()]);
+    // Searches find upstream's documents too (an export off an upstream
+    // log must not silently miss them), mixed with this store's own.
+    let ours = Event::at("user.login", "T1000I", at(1_700_000_500, 1));
+    log.emit(ours.clone()).await.expect("emit");
+    let range = SearchParams::range(at(1_700_000_000, 0), at(1_700_001_000, 0));
+    assert_eq!(search_all(&log, range).await, vec![e, ours]);
 }
 
 #[tokio::test]

@@ -123,7 +123,7 @@ pub fn document_size(name: &str, fields: &HashMap<String, fs::Value>) -> usize {
     name_size + values + 32
 }
 
-fn int_field(doc: &fs::Document, field: &str) -> Option<i64> {
+pub fn int_field(doc: &fs::Document, field: &str) -> Option<i64> {
     match doc.fields.get(field).and_then(|v| v.value_type.as_ref()) {
         Some(ValueType::IntegerValue(i)) => Some(*i),
         Some(ValueType::DoubleValue(d)) => Some(*d as i64),

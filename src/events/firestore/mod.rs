@@ -8,10 +8,12 @@
 //!   re-emitted event is stored once (ALREADY_EXISTS means "stored");
 //!   events over the 1 MiB document limit are trimmed, never rejected;
 //! - search: RunQuery `eventNamespace == "default"` and a `createdAt` range,
-//!   ordered by `createdAt`, `createdAtNanos`, `eventIndex`, `__name__`
-//!   (all ascending or all descending), continuing after the cursor's
-//!   position; event types are filtered here, not by Firestore (so no index
-//!   beyond those listed in docs/audit.md is needed);
+//!   ordered by `createdAt` and `__name__` only (fields every document has,
+//!   upstream's included), each second read whole and ordered here by the
+//!   event's time, `ei` and document id, so pages never split a second
+//!   wrongly; a cursor inside a second re-reads that second and skips what
+//!   was returned; event types are filtered here, not by Firestore (so
+//!   upstream's `(eventNamespace, createdAt)` indexes suffice);
 //! - session_events: RunQuery `sessionID == sid` ordered by `eventIndex`;
 //! - purge: documents with `createdAt` older than the retention deleted in
 //!   the background ([`purge`]) unless `disableExpiredDocumentPurge`;
@@ -297,58 +299,71 @@ impl AuditLog for FirestoreEvents {
             return Ok(SearchPage::default());
         }
         let desc = params.order == Order::Descending;
-        let mut pos = params.cursor.as_deref().map(Position::decode).transpose()?;
-        let filter = Client::and(vec![
+        let cursor = params.cursor.as_deref().map(Position::decode).transpose()?;
+        // The query orders by `createdAt` and the document name only, fields
+        // every document has (upstream's too); the order within a second
+        // (time, `ei`, id) is made here, so a page is cut only after a
+        // second has been read whole. A cursor inside a second re-reads that
+        // second and skips what was returned.
+        let mut filters = vec![
             namespace_filter(),
             Client::filter(layout::CREATED_AT_FIELD, Operator::GreaterThanOrEqual, layout::integer(from.0)),
             Client::filter(layout::CREATED_AT_FIELD, Operator::LessThanOrEqual, layout::integer(to.0)),
-        ]);
-        let orders = [
-            (layout::CREATED_AT_FIELD, desc),
-            (layout::CREATED_AT_NANOS_FIELD, desc),
-            (layout::EVENT_INDEX_FIELD, desc),
-            (layout::NAME_FIELD, desc),
         ];
-        let batch = if params.event_types.is_empty() { (params.limit + 1).min(QUERY_BATCH) } else { QUERY_BATCH };
-        let mut events = Vec::new();
-        let mut scanned = 0;
+        if let Some(c) = &cursor {
+            let op = if desc { Operator::LessThanOrEqual } else { Operator::GreaterThanOrEqual };
+            filters.push(Client::filter(layout::CREATED_AT_FIELD, op, layout::integer(c.secs)));
+        }
+        let filter = Client::and(filters);
+        let orders = [(layout::CREATED_AT_FIELD, desc), (layout::NAME_FIELD, desc)];
+        let mut after: Option<Vec<fs::Value>> = None;
+        let mut events: Vec<Event> = Vec::new();
+        let mut second: Option<i64> = None;
+        let mut bucket: Vec<(Position, Event)> = Vec::new();
+        let mut scanned = 0usize;
+        let mut last_seen: Option<Position> = None;
         loop {
-            let after = pos.as_ref().map(|p| p.values(&self.client.collection_path));
-            let docs = self.client.run_query(self.client.query(filter.clone(), &orders, after, batch)).await?;
-            let n = docs.len();
-            let start = pos.clone();
-            for (k, doc) in docs.iter().enumerate() {
-                // The order fields are present (Firestore orders only
-                // documents that have them); one of another type is skipped.
-                let Some(p) = Position::of(doc) else { continue };
-                let t = (p.secs, p.nanos);
-                pos = Some(p);
-                if t < from || t >= to {
-                    continue;
+            let docs =
+                self.client.run_query(self.client.query(filter.clone(), &orders, after.take(), QUERY_BATCH)).await?;
+            let full = docs.len() == QUERY_BATCH;
+            for doc in &docs {
+                let Some(secs) = layout::int_field(doc, layout::CREATED_AT_FIELD) else { continue };
+                if second.is_some_and(|s| s != secs) {
+                    let done = flush(&mut bucket, &mut events, &mut last_seen, params, &cursor, (from, to), desc);
+                    if let Some((page, _)) = done {
+                        // More documents follow: keep the cursor.
+                        return Ok(page);
+                    }
+                    if scanned >= MAX_SCAN_PER_PAGE {
+                        return Ok(SearchPage { events, next: last_seen.map(|p| p.encode()) });
+                    }
                 }
+                second = Some(secs);
+                scanned += 1;
                 let event =
                     layout::decode(doc).map_err(|e| EventsError::internal(format!("{}: {e}", self.client.describe)))?;
-                if !params.event_types.is_empty() && !params.event_types.iter().any(|ty| ty == event.event_type()) {
-                    continue;
+                let nanos = event.time().map(|t| layout::split_time(t).1).unwrap_or(0);
+                let id = doc.name.rsplit('/').next().unwrap_or_default().to_string();
+                bucket.push((Position { secs, nanos, index: event.index(), id }, event));
+            }
+            match docs.last() {
+                Some(last) if full => {
+                    let secs = layout::int_field(last, layout::CREATED_AT_FIELD).unwrap_or(0);
+                    after = Some(vec![layout::integer(secs), layout::reference(&last.name)]);
                 }
-                events.push(event);
-                if events.len() == params.limit {
-                    let more = k + 1 < n || n == batch;
-                    return Ok(SearchPage { events, next: if more { pos.map(|p| p.encode()) } else { None } });
+                _ => {
+                    if let Some((mut page, second_done)) =
+                        flush(&mut bucket, &mut events, &mut last_seen, params, &cursor, (from, to), desc)
+                    {
+                        // Nothing follows: this is the last page unless it
+                        // ended inside the last second.
+                        if second_done {
+                            page.next = None;
+                        }
+                        return Ok(page);
+                    }
+                    return Ok(SearchPage { events, next: None });
                 }
-            }
-            scanned += n;
-            if n == batch && pos == start {
-                return Err(EventsError::internal(format!(
-                    "{}: search: {n} documents with malformed createdAt/createdAtNanos/eventIndex fields",
-                    self.client.describe
-                )));
-            }
-            if n < batch {
-                return Ok(SearchPage { events, next: None });
-            }
-            if scanned >= MAX_SCAN_PER_PAGE {
-                return Ok(SearchPage { events, next: pos.map(|p| p.encode()) });
             }
         }
     }
@@ -395,6 +410,50 @@ impl Drop for FirestoreEvents {
     fn drop(&mut self) {
         self.closed.cancel();
     }
+}
+
+/// Sorts one second's documents into the search order and appends the ones
+/// in range, past the cursor and of a wanted type to `events`. When the page
+/// fills, returns it (its cursor is the last event returned) and whether that
+/// event was the second's last.
+fn flush(
+    bucket: &mut Vec<(Position, Event)>,
+    events: &mut Vec<Event>,
+    last_seen: &mut Option<Position>,
+    params: &SearchParams,
+    cursor: &Option<Position>,
+    range: ((i64, i64), (i64, i64)),
+    desc: bool,
+) -> Option<(SearchPage, bool)> {
+    let (from, to) = range;
+    bucket.sort_by(|a, b| a.0.cmp(&b.0));
+    if desc {
+        bucket.reverse();
+    }
+    let items = std::mem::take(bucket);
+    let total = items.len();
+    for (k, (pos, event)) in items.into_iter().enumerate() {
+        *last_seen = Some(pos.clone());
+        if let Some(c) = cursor {
+            let passed = if desc { pos >= *c } else { pos <= *c };
+            if passed {
+                continue;
+            }
+        }
+        let t = (pos.secs, pos.nanos);
+        if t < from || t >= to {
+            continue;
+        }
+        if !params.event_types.is_empty() && !params.event_types.iter().any(|ty| ty == event.event_type()) {
+            continue;
+        }
+        events.push(event);
+        if events.len() == params.limit {
+            let page = SearchPage { events: std::mem::take(events), next: Some(pos.encode()) };
+            return Some((page, k + 1 == total));
+        }
+    }
+    None
 }
 
 #[cfg(test)]
