@@ -422,6 +422,26 @@ fn redact(secret: &str) -> String {
     format!("redacted-{}", hex::encode(&Sha256::digest(secret.as_bytes())[..6]))
 }
 
+/// Where a kind stands in [`KINDS`]: the order `get all` writes and
+/// bootstrap and `tctl create` apply (unknown kinds last).
+pub fn apply_order(kind: &str) -> usize {
+    KINDS.iter().position(|k| k.name == kind).unwrap_or(usize::MAX)
+}
+
+/// The key pairs of a CA's `spec.active_keys.<set>` (`ssh`, `tls`, `jwt`).
+pub fn ca_key_pairs<'a>(
+    ca: &'a Resource,
+    set: &str,
+) -> impl Iterator<Item = &'a serde_json::Map<String, Value>> + use<'a> {
+    ca.spec
+        .get("active_keys")
+        .and_then(|k| k.get(set))
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .filter_map(Value::as_object)
+}
+
 /// A cert_authority's type and cluster.
 pub fn ca_id(r: &Resource) -> Result<(String, String), ResourceError> {
     let ca_type = r

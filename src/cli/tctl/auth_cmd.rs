@@ -89,12 +89,7 @@ pub async fn status(client: &ApiClient) -> anyhow::Result<ExitCode> {
 }
 
 fn b64_field(ca: &Resource, set: &str, field: &str) -> Vec<Vec<u8>> {
-    ca.spec
-        .get("active_keys")
-        .and_then(|k| k.get(set))
-        .and_then(Value::as_array)
-        .into_iter()
-        .flatten()
+    crate::resources::kinds::ca_key_pairs(ca, set)
         .filter_map(|p| p.get(field).and_then(Value::as_str))
         .filter_map(|s| base64::engine::general_purpose::STANDARD.decode(s.trim()).ok())
         .collect()

@@ -249,7 +249,7 @@ async fn create_resources(
             }
         }
     }
-    checked.sort_by_key(|(_, r)| kinds::KINDS.iter().position(|k| k.name == r.kind).unwrap_or(usize::MAX));
+    checked.sort_by_key(|(_, r)| kinds::apply_order(&r.kind));
     let mut out = Vec::new();
     for (_, r) in checked {
         let mode = if body.force || r.info()?.kind == kinds::Kind::CertAuthority {

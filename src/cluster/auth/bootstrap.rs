@@ -75,7 +75,7 @@ impl Bundle {
         // Apply in registry order (cluster identity, CAs, config, roles
         // before the users naming them), keeping the file's order within
         // a kind.
-        resources.sort_by_key(|(_, r)| kinds::KINDS.iter().position(|k| k.name == r.kind).unwrap_or(usize::MAX));
+        resources.sort_by_key(|(_, r)| kinds::apply_order(&r.kind));
         Ok(Bundle { source: source.to_string(), resources })
     }
 

@@ -182,16 +182,6 @@ impl AuthServer {
         })
     }
 
-    fn pairs<'a>(ca: &'a Resource, set: &str) -> impl Iterator<Item = &'a serde_json::Map<String, Value>> {
-        ca.spec
-            .get("active_keys")
-            .and_then(|k| k.get(set))
-            .and_then(Value::as_array)
-            .into_iter()
-            .flatten()
-            .filter_map(Value::as_object)
-    }
-
     fn field(ca: &Resource, pair: &serde_json::Map<String, Value>, name: &str) -> Result<Vec<u8>, AuthError> {
         let s = pair.get(name).and_then(Value::as_str).unwrap_or_default();
         B64.decode(s.trim()).map_err(|e| AuthError::internal(format!("{} has an invalid {name}: {e}", ca.reference())))
@@ -200,7 +190,7 @@ impl AuthServer {
     /// The TLS issuer of a local CA (its first key pair with a key).
     pub async fn tls_issuer(&self, ca_type: &str) -> Result<crypto::tls::TlsIssuer, AuthError> {
         let ca = self.ca(ca_type).await?;
-        let pair = Self::pairs(&ca, "tls")
+        let pair = kinds::ca_key_pairs(&ca, "tls")
             .find(|p| p.get("key").and_then(Value::as_str).is_some_and(|k| !k.is_empty()))
             .ok_or_else(|| {
                 AuthError::internal(format!("the {ca_type} certificate authority has no TLS signing key"))
@@ -211,7 +201,7 @@ impl AuthServer {
     /// The SSH signer of a local CA.
     pub async fn ssh_signer(&self, ca_type: &str) -> Result<crypto::ssh::SshSigner, AuthError> {
         let ca = self.ca(ca_type).await?;
-        let pair = Self::pairs(&ca, "ssh")
+        let pair = kinds::ca_key_pairs(&ca, "ssh")
             .find(|p| p.get("private_key").and_then(Value::as_str).is_some_and(|k| !k.is_empty()))
             .ok_or_else(|| {
                 AuthError::internal(format!("the {ca_type} certificate authority has no SSH signing key"))
@@ -222,13 +212,13 @@ impl AuthServer {
     /// The TLS CA certificates (PEM) of a CA type, every active one.
     pub async fn tls_ca_certs(&self, ca_type: &str) -> Result<Vec<Vec<u8>>, AuthError> {
         let ca = self.ca(ca_type).await?;
-        Self::pairs(&ca, "tls").map(|p| Self::field(&ca, p, "cert")).collect()
+        kinds::ca_key_pairs(&ca, "tls").map(|p| Self::field(&ca, p, "cert")).collect()
     }
 
     /// The SSH public keys (authorized_keys lines) of a CA type.
     pub async fn ssh_ca_keys(&self, ca_type: &str) -> Result<Vec<String>, AuthError> {
         let ca = self.ca(ca_type).await?;
-        Self::pairs(&ca, "ssh")
+        kinds::ca_key_pairs(&ca, "ssh")
             .map(|p| Ok(String::from_utf8_lossy(&Self::field(&ca, p, "public_key")?).trim().to_string()))
             .collect()
     }
@@ -260,11 +250,11 @@ impl AuthServer {
                     .unwrap_or("standby")
                     .to_string(),
             };
-            for p in Self::pairs(&ca, "ssh") {
+            for p in kinds::ca_key_pairs(&ca, "ssh") {
                 let line = Self::field(&ca, p, "public_key")?;
                 st.ssh_fingerprints.push(crypto::ssh::fingerprint(String::from_utf8_lossy(&line).trim())?);
             }
-            for p in Self::pairs(&ca, "tls") {
+            for p in kinds::ca_key_pairs(&ca, "tls") {
                 st.tls_pins.push(crypto::tls::ca_pin(&Self::field(&ca, p, "cert")?)?);
             }
             authorities.push(st);
