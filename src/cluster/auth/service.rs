@@ -723,6 +723,12 @@ impl AuthServer {
 
     /// Fails unless `caller` may do `verb` on resources of `kind`.
     pub async fn authorize(&self, caller: &Caller, kind: &str, verb: &str) -> Result<(), AuthError> {
+        self.authorize_all(caller, &[kind], verb).await
+    }
+
+    /// Fails unless `caller` may do `verb` on every kind of `kinds`; a
+    /// user's roles are read once for all of them.
+    pub async fn authorize_all(&self, caller: &Caller, kinds: &[&str], verb: &str) -> Result<(), AuthError> {
         match caller {
             Caller::System { role: SystemRole::Admin, .. } => Ok(()),
             Caller::User { name, .. } => {
@@ -734,16 +740,18 @@ impl AuthServer {
                     }
                 })?;
                 let roles = self.user_roles(&user).await?;
-                if authz::roles_allow(&roles, kind, verb) {
-                    Ok(())
-                } else {
-                    Err(AuthError::forbidden(format!("user {name:?} may not {verb} {kind} resources")))
+                match kinds.iter().find(|kind| !authz::roles_allow(&roles, kind, verb)) {
+                    None => Ok(()),
+                    Some(kind) => Err(AuthError::forbidden(format!("user {name:?} may not {verb} {kind} resources"))),
                 }
             }
-            other => Err(AuthError::new(
-                AuthErrorKind::Forbidden,
-                format!("{} may not {verb} {kind} resources", other.describe()),
-            )),
+            other => match kinds.first() {
+                None => Ok(()),
+                Some(kind) => Err(AuthError::new(
+                    AuthErrorKind::Forbidden,
+                    format!("{} may not {verb} {kind} resources", other.describe()),
+                )),
+            },
         }
     }
 }
