@@ -3,13 +3,15 @@
 //! `cli` drives `cluster` (the runtime of `teleport start`), `clone` and
 //! `backend` (cluster state), reading `config`.
 //!
-//! Data flows one way: `cli -> (cluster | clone) -> resources -> backend`; nothing
+//! Data flows one way: `cli -> (cluster | clone) -> resources -> backend`, with
+//! `events` (audit) and `recordings -> blob` (object storage) as sibling store rooms; nothing
 //! below `cli` points up, and `config`, `crypto`, `aws` and `gcp` (the AWS SDK and Google
 //! Cloud connections shared by the stores) are leaves that any layer may use.
 
 #[cfg(feature = "dynamodb")]
 pub mod aws;
 pub mod backend;
+pub mod blob;
 pub mod cli;
 pub mod clone;
 pub mod cluster;
