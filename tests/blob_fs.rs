@@ -97,3 +97,29 @@ async fn uris_open_the_right_store() {
     let e = blob::open("ftp://x/y", "--to").await.unwrap_err();
     assert!(e.message.contains("--to") && e.message.contains("unsupported scheme"), "{e}");
 }
+
+#[tokio::test]
+async fn an_unexpected_checksum_publishes_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = FsStore::open(dir.path()).unwrap();
+    let options = blob::PutOptions { expected_sha256: Some("00".repeat(32)), ..Default::default() };
+    let mut w = store.put("x.tar", options).await.unwrap();
+    w.write(Bytes::from_static(b"data")).await.unwrap();
+    let e = w.finish().await.unwrap_err();
+    assert_eq!(e.kind, BlobErrorKind::ChecksumMismatch, "{e}");
+    assert!(store.head("x.tar").await.unwrap().is_none());
+    assert_eq!(std::fs::read_dir(store.root().join(".staging")).unwrap().count(), 0);
+}
+
+#[tokio::test]
+async fn copy_skips_identical_objects() {
+    let dir = tempfile::tempdir().unwrap();
+    let a = FsStore::open(&dir.path().join("a")).unwrap();
+    let b = FsStore::open(&dir.path().join("b")).unwrap();
+    blob::put_bytes(&a, "k/1.tar", Bytes::from(vec![1u8; 3000])).await.unwrap();
+    assert!(matches!(blob::copy(&a, &b, "k/1.tar").await.unwrap(), blob::CopyOutcome::Copied(_)));
+    assert_eq!(blob::copy(&a, &b, "k/1.tar").await.unwrap(), blob::CopyOutcome::Identical);
+    blob::put_bytes(&a, "k/1.tar", Bytes::from(vec![2u8; 3000])).await.unwrap();
+    assert!(matches!(blob::copy(&a, &b, "k/1.tar").await.unwrap(), blob::CopyOutcome::Copied(_)));
+    assert_eq!(blob::get_bytes(&b, "k/1.tar").await.unwrap(), vec![2u8; 3000]);
+}

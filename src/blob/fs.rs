@@ -23,7 +23,7 @@ use tokio::io::{AsyncSeekExt, AsyncWriteExt};
 
 use super::{
     BlobError, BlobErrorKind, BlobInfo, BlobRead, BlobStore, BlobWriter, ByteRange, Checksum, ListPage, PutOptions,
-    Result, check_key, check_prefix,
+    Result, check_expected, check_key, check_prefix,
 };
 
 /// The directory uploads in progress are written to, under the root.
@@ -227,7 +227,7 @@ impl BlobStore for FsStore {
         READ_CHUNK
     }
 
-    async fn put(&self, key: &str, _options: PutOptions) -> Result<Box<dyn BlobWriter>> {
+    async fn put(&self, key: &str, options: PutOptions) -> Result<Box<dyn BlobWriter>> {
         check_key(key)?;
         let staging = self.root.join(STAGING_DIR);
         create_dirs(&staging).map_err(|e| io_err(format!("{}: create {}", self.describe(), staging.display()), e))?;
@@ -246,6 +246,7 @@ impl BlobStore for FsStore {
             temp: Some(temp),
             file: Some(tokio::fs::File::from_std(file)),
             sum: Checksum::default(),
+            options,
         }))
     }
 
@@ -335,6 +336,7 @@ struct FsWriter {
     temp: Option<PathBuf>,
     file: Option<tokio::fs::File>,
     sum: Checksum,
+    options: PutOptions,
 }
 
 impl FsWriter {
@@ -358,6 +360,8 @@ impl BlobWriter for FsWriter {
             self.file.take().ok_or_else(|| BlobError::internal(format!("{what}: upload already finished")))?;
         file.flush().await.map_err(|e| io_err(&what, e))?;
         let file = file.into_std().await;
+        // A mismatch drops the writer, which removes the staged file.
+        check_expected(&self.store.describe(), &self.key, &self.options, &self.sum)?;
         let sha = self.sum.hex();
         let temp = self.temp.clone().ok_or_else(|| BlobError::internal(format!("{what}: no staged file")))?;
         let target = self.store.path_of(&self.key);

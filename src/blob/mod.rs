@@ -185,6 +185,28 @@ pub struct PutOptions {
     pub size_hint: Option<u64>,
     /// `Content-Type` where the store keeps one.
     pub content_type: Option<String>,
+    /// The SHA-256 (lowercase hex) the caller expects the object to have
+    /// (a copy knows its source's). Stores that must set metadata before the
+    /// last byte (S3 multipart, GCS resumable) store it up front; every store
+    /// refuses to publish an object whose bytes hash otherwise
+    /// ([`BlobErrorKind::ChecksumMismatch`], nothing published).
+    pub expected_sha256: Option<String>,
+}
+
+/// Checks the checksum of a finished upload against the expected one, for
+/// stores to call in `finish` before publishing.
+pub fn check_expected(store: &str, key: &str, options: &PutOptions, sum: &Checksum) -> Result<()> {
+    match &options.expected_sha256 {
+        Some(expected) if !expected.eq_ignore_ascii_case(&sum.hex()) => Err(BlobError::new(
+            BlobErrorKind::ChecksumMismatch,
+            format!(
+                "{store}: {key}: the {} bytes written hash to SHA-256 {}, the expected is {expected}; not published",
+                sum.size(),
+                sum.hex()
+            ),
+        )),
+        _ => Ok(()),
+    }
 }
 
 /// A stream of an object's bytes.
@@ -510,7 +532,8 @@ pub async fn copy(src: &dyn BlobStore, dst: &dyn BlobStore, key: &str) -> Result
         return Ok(CopyOutcome::Identical);
     }
     let mut read = src.get(key, None).await?;
-    let options = PutOptions { size_hint: Some(info.size), ..PutOptions::default() };
+    let options =
+        PutOptions { size_hint: Some(info.size), expected_sha256: Some(src_sha.clone()), ..PutOptions::default() };
     let mut w = dst.put(key, options).await?;
     while let Some(chunk) = read.body.next().await {
         match chunk {
