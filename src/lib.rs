@@ -19,6 +19,7 @@ pub mod config;
 pub mod crypto;
 pub mod events;
 pub mod gcp;
+pub mod recordings;
 pub mod resources;
 
 /// The version of this build, as printed by `teleport version`.

@@ -117,9 +117,9 @@ async fn copy_skips_identical_objects() {
     let a = FsStore::open(&dir.path().join("a")).unwrap();
     let b = FsStore::open(&dir.path().join("b")).unwrap();
     blob::put_bytes(&a, "k/1.tar", Bytes::from(vec![1u8; 3000])).await.unwrap();
-    assert!(matches!(blob::copy(&a, &b, "k/1.tar").await.unwrap(), blob::CopyOutcome::Copied(_)));
-    assert_eq!(blob::copy(&a, &b, "k/1.tar").await.unwrap(), blob::CopyOutcome::Identical);
+    assert!(matches!(blob::copy(&a, "k/1.tar", &b, "k/1.tar").await.unwrap(), blob::CopyOutcome::Copied(_)));
+    assert_eq!(blob::copy(&a, "k/1.tar", &b, "k/1.tar").await.unwrap(), blob::CopyOutcome::Identical);
     blob::put_bytes(&a, "k/1.tar", Bytes::from(vec![2u8; 3000])).await.unwrap();
-    assert!(matches!(blob::copy(&a, &b, "k/1.tar").await.unwrap(), blob::CopyOutcome::Copied(_)));
+    assert!(matches!(blob::copy(&a, "k/1.tar", &b, "k/1.tar").await.unwrap(), blob::CopyOutcome::Copied(_)));
     assert_eq!(blob::get_bytes(&b, "k/1.tar").await.unwrap(), vec![2u8; 3000]);
 }

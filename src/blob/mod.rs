@@ -517,24 +517,25 @@ pub enum CopyOutcome {
     Identical,
 }
 
-/// Copies `key` from `src` to `dst` as a stream: skipped when `dst` already
-/// holds an object of the same size and SHA-256; else written and checked
-/// (the checksum of the bytes written must equal the source's).
-pub async fn copy(src: &dyn BlobStore, dst: &dyn BlobStore, key: &str) -> Result<CopyOutcome> {
-    let Some(info) = src.head(key).await? else {
-        return Err(BlobError::not_found(format!("{}: {key}: no such object", src.describe())));
+/// Copies `src_key` of `src` to `dst_key` of `dst` as a stream: skipped
+/// when the destination already holds an object of the same size and
+/// SHA-256; else written with the source's checksum expected, so a
+/// mismatch publishes nothing.
+pub async fn copy(src: &dyn BlobStore, src_key: &str, dst: &dyn BlobStore, dst_key: &str) -> Result<CopyOutcome> {
+    let Some(info) = src.head(src_key).await? else {
+        return Err(BlobError::not_found(format!("{}: {src_key}: no such object", src.describe())));
     };
     let src_sha = sha256_of(src, &info).await?;
-    if let Some(existing) = dst.head(key).await?
+    if let Some(existing) = dst.head(dst_key).await?
         && existing.size == info.size
         && sha256_of(dst, &existing).await? == src_sha
     {
         return Ok(CopyOutcome::Identical);
     }
-    let mut read = src.get(key, None).await?;
+    let mut read = src.get(src_key, None).await?;
     let options =
         PutOptions { size_hint: Some(info.size), expected_sha256: Some(src_sha.clone()), ..PutOptions::default() };
-    let mut w = dst.put(key, options).await?;
+    let mut w = dst.put(dst_key, options).await?;
     while let Some(chunk) = read.body.next().await {
         match chunk {
             Ok(c) => w.write(c).await?,
@@ -549,7 +550,7 @@ pub async fn copy(src: &dyn BlobStore, dst: &dyn BlobStore, key: &str) -> Result
         return Err(BlobError::new(
             BlobErrorKind::ChecksumMismatch,
             format!(
-                "copy {key} from {} to {}: wrote SHA-256 {}, the source's is {src_sha}",
+                "copy {} {src_key} to {} {dst_key}: wrote SHA-256 {}, the source's is {src_sha}",
                 src.describe(),
                 dst.describe(),
                 written.sha256.as_deref().unwrap_or("(none)")
