@@ -8,6 +8,7 @@ mod backend_cmd;
 mod clone_cmd;
 mod configure_cmd;
 mod output;
+mod recordings_cmd;
 mod start_cmd;
 pub mod tctl;
 pub mod teleport;

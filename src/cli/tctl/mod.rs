@@ -11,6 +11,8 @@ mod resources_cmd;
 mod tokens_cmd;
 mod users_cmd;
 
+pub(crate) use events_cmd::parse_time_flag;
+
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
@@ -83,6 +85,10 @@ enum Command {
     /// service needed): export, import, search.
     #[command(subcommand)]
     Events(events_cmd::EventsCmd),
+    /// Session recordings, read and copied directly in the object stores (no
+    /// auth service needed): ls, download, export, import, play.
+    #[command(subcommand)]
+    Recordings(super::recordings_cmd::RecordingsCmd),
 }
 
 /// Entry point of the `tctl` binary.
@@ -103,6 +109,10 @@ async fn run(conn: Conn, command: Command) -> anyhow::Result<ExitCode> {
     // Works on the store itself, for recovery: no auth server, no identity.
     let command = match command {
         Command::Events(c) => return events_cmd::run(&conn, c).await,
+        Command::Recordings(c) => {
+            let host = super::recordings_cmd::HostStore::from_config(conn.config.as_deref())?;
+            return super::recordings_cmd::run(&host, c).await;
+        }
         other => other,
     };
     let client = conn.client()?;
@@ -117,6 +127,10 @@ async fn run(conn: Conn, command: Command) -> anyhow::Result<ExitCode> {
         Command::Rm(a) => resources_cmd::rm(&client, a).await,
         Command::Auth(c) => auth_cmd::run(&client, c).await,
         Command::Events(c) => events_cmd::run(&conn, c).await,
+        Command::Recordings(c) => {
+            let host = super::recordings_cmd::HostStore::from_config(conn.config.as_deref())?;
+            super::recordings_cmd::run(&host, c).await
+        }
     }
 }
 
