@@ -185,10 +185,7 @@ async fn uri_options_and_their_errors() {
 async fn blocks_metadata_and_expected_checksums() {
     let Some(az) = testcontainers::azure_or_skip().await else { return };
     let container = unique("blocks");
-    let store = open_env(&uri(&az, "p", &container), &[])
-        .await
-        .unwrap()
-        .with_block_size(256 << 10);
+    let store = open_env(&uri(&az, "p", &container), &[]).await.unwrap().with_block_size(256 << 10);
     assert_eq!(store.part_size(), 256 << 10);
 
     // 1 MiB + 123 bytes in 100 KiB writes: four full blocks and a short one.

@@ -39,7 +39,9 @@ pub async fn open_uri(u: &BlobUri, what: &str) -> Result<Arc<dyn BlobStore>> {
         "s3" => Err(not_compiled(u, what, "s3")),
         "gs" => Err(not_compiled(u, what, "gcs")),
         #[cfg(feature = "azure")]
-        "azblob" | "azblob-http" => Ok(Arc::new(super::azure::AzureStore::open(u).await.map_err(|e| in_setting(e, what))?)),
+        "azblob" | "azblob-http" => {
+            Ok(Arc::new(super::azure::AzureStore::open(u).await.map_err(|e| in_setting(e, what))?))
+        }
         #[cfg(not(feature = "azure"))]
         "azblob" | "azblob-http" => Err(not_compiled(u, what, "azure")),
         other => {

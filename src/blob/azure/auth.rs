@@ -142,7 +142,7 @@ impl SharedKey {
 
 /// How a store authorizes its requests.
 pub(crate) enum Auth {
-    SharedKey(SharedKey),
+    SharedKey(Box<SharedKey>),
     Sas(Secret),
     Bearer(Box<TokenCache>),
 }
@@ -161,7 +161,7 @@ impl Auth {
     /// The authorization of a credential.
     pub(crate) fn new(loc: &Location, spec: CredentialSpec) -> std::result::Result<Auth, String> {
         Ok(match spec {
-            CredentialSpec::SharedKey(key) => Auth::SharedKey(SharedKey::new(&loc.account, key.expose())?),
+            CredentialSpec::SharedKey(key) => Auth::SharedKey(Box::new(SharedKey::new(&loc.account, key.expose())?)),
             CredentialSpec::Sas(sas) => Auth::Sas(sas),
             other => Auth::Bearer(Box::new(TokenCache::new(other))),
         })

@@ -41,6 +41,23 @@ pub fn percent_encode(s: &str, keep_slash: bool) -> String {
     out
 }
 
+/// A transport error without its URL (which may carry a SAS), with its
+/// causes ("connection refused", "operation timed out").
+pub(crate) fn transport_error(e: reqwest::Error) -> String {
+    let e = e.without_url();
+    let mut msg = e.to_string();
+    let mut source = std::error::Error::source(&e);
+    while let Some(cause) = source {
+        let text = cause.to_string();
+        if !msg.contains(&text) {
+            msg.push_str(": ");
+            msg.push_str(&text);
+        }
+        source = cause.source();
+    }
+    msg
+}
+
 /// The HTTP client every store uses: rustls (aws-lc-rs) with the system's
 /// roots, no transparent decompression (ranges and sizes are the blob's).
 pub fn http_client() -> std::result::Result<Client, String> {
@@ -64,7 +81,9 @@ pub(crate) struct Call {
     pub body: Option<Bytes>,
     /// Statuses handed to the caller as they are, besides 2xx (404, 416...).
     pub accept: &'static [u16],
-    pub timeout: Duration,
+    /// Whole-request timeout; `None` for streamed downloads (each read
+    /// still times out after [`READ_TIMEOUT`]).
+    pub timeout: Option<Duration>,
 }
 
 impl Call {
@@ -76,7 +95,7 @@ impl Call {
             headers: Vec::new(),
             body: None,
             accept: &[],
-            timeout: REQUEST_TIMEOUT,
+            timeout: Some(REQUEST_TIMEOUT),
         }
     }
 
@@ -92,8 +111,14 @@ impl Call {
 
     pub(crate) fn body(mut self, body: Bytes) -> Call {
         // A minute, plus two seconds a MiB (a slow 512 KiB/s link).
-        self.timeout = REQUEST_TIMEOUT + Duration::from_secs(2 * (body.len() as u64 >> 20));
+        self.timeout = Some(REQUEST_TIMEOUT + Duration::from_secs(2 * (body.len() as u64 >> 20)));
         self.body = Some(body);
+        self
+    }
+
+    /// No whole-request timeout (a download streamed for as long as it takes).
+    pub(crate) fn streamed(mut self) -> Call {
+        self.timeout = None;
         self
     }
 
@@ -132,8 +157,10 @@ impl Inner {
         }
         if !query.is_empty() {
             s.push('?');
-            let q: Vec<String> =
-                query.iter().map(|(k, v)| format!("{}={}", percent_encode(k, false), percent_encode(v, false))).collect();
+            let q: Vec<String> = query
+                .iter()
+                .map(|(k, v)| format!("{}={}", percent_encode(k, false), percent_encode(v, false)))
+                .collect();
             s.push_str(&q.join("&"));
         }
         Url::parse(&s).map_err(|e| BlobError::internal(format!("{}: URL of {blob:?}: {e}", self.describe)))
@@ -165,7 +192,7 @@ impl Inner {
         } else if matches!(call.method, Method::PUT | Method::POST) {
             *req.body_mut() = Some(Bytes::new().into());
         }
-        *req.timeout_mut() = Some(call.timeout);
+        *req.timeout_mut() = call.timeout;
         Ok(req)
     }
 
@@ -176,7 +203,7 @@ impl Inner {
             .http
             .execute(req)
             .await
-            .map_err(|e| BlobError::connection(self.scrub(format!("{what}: {}", e.without_url()))))?;
+            .map_err(|e| BlobError::connection(self.scrub(format!("{what}: {}", transport_error(e)))))?;
         let status = resp.status();
         tracing::debug!(method = %call.method, blob = call.blob.as_deref().unwrap_or(""), status = status.as_u16(), "azure blob request");
         if status.is_success() || call.accept.contains(&status.as_u16()) {
@@ -193,14 +220,8 @@ impl Inner {
 
     /// The error of a failed response.
     pub(crate) async fn error_from(&self, resp: Response, what: &str) -> BlobError {
-        let status = resp.status();
-        let header = |k: &str| resp.headers().get(k).and_then(|v| v.to_str().ok()).map(str::to_string);
-        let request_id = header("x-ms-request-id");
-        let code_header = header("x-ms-error-code");
-        let body = resp.text().await.unwrap_or_default();
-        let (code, message) = xml::parse_error(&body).unwrap_or_default();
-        let code = code_header.filter(|c| !c.is_empty()).unwrap_or(code);
-        self.status_error(what, status, &code, &message, request_id.as_deref())
+        let f = Failure::read(resp).await;
+        self.status_error(what, f.status, &f.code, &f.message, f.request_id.as_deref())
     }
 
     /// An error for a status and the service's code and message.
@@ -226,15 +247,49 @@ impl Inner {
             msg.push_str(&format!(": {message}"));
         }
         if kind == BlobErrorKind::AccessDenied {
-            msg.push_str(&format!(
-                "; access denied with the {} of account {:?}: check the key, the SAS token's permissions and expiry, or the identity's role (Storage Blob Data Contributor on container {:?})",
-                self.credential, self.loc.account, self.loc.container
-            ));
+            msg.push_str(&format!("; access denied with the {} of account {:?}: ", self.credential, self.loc.account));
+            msg.push_str(&self.access_hint());
         }
         if let Some(id) = request_id {
             msg.push_str(&format!(" (request id {id})"));
         }
         BlobError::new(kind, self.scrub(msg))
+    }
+}
+
+impl Inner {
+    /// What to check when access is denied, by credential.
+    pub(crate) fn access_hint(&self) -> String {
+        let container = &self.loc.container;
+        match self.credential {
+            "shared key" => "check the account key (AZURE_STORAGE_KEY or the connection string's AccountKey)".into(),
+            "SAS token" => format!(
+                "check the SAS token's expiry and permissions (read, write, delete, list; create for a missing container {container:?})"
+            ),
+            _ => format!(
+                "check the identity's role assignment (Storage Blob Data Contributor on the account or on container {container:?})"
+            ),
+        }
+    }
+}
+
+/// A failed response's status, error code, first line of message and request id.
+pub(crate) struct Failure {
+    pub status: StatusCode,
+    pub code: String,
+    pub message: String,
+    pub request_id: Option<String>,
+}
+
+impl Failure {
+    pub(crate) async fn read(resp: Response) -> Failure {
+        let status = resp.status();
+        let request_id = header(&resp, "x-ms-request-id").map(str::to_string);
+        let code_header = header(&resp, "x-ms-error-code").map(str::to_string);
+        let body = resp.text().await.unwrap_or_default();
+        let (code, message) = xml::parse_error(&body).unwrap_or_default();
+        let code = code_header.filter(|c| !c.is_empty()).unwrap_or(code);
+        Failure { status, code, message, request_id }
     }
 }
 

@@ -107,7 +107,9 @@ pub fn location(u: &BlobUri) -> Result<Location> {
         return Err(bad(format!("unknown option {unknown:?}; the options are {}", FRAGMENT_OPTIONS.join(", "))));
     }
     if u.host.is_empty() {
-        return Err(bad("no host; use azblob://<account>.blob.core.windows.net or azblob-http://<host:port>/<account>".into()));
+        return Err(bad(
+            "no host; use azblob://<account>.blob.core.windows.net or azblob-http://<host:port>/<account>".into(),
+        ));
     }
     let host_label = u.host.split('.').next().unwrap_or_default().to_string();
     let segments: Vec<&str> = u.path.split('/').filter(|s| !s.is_empty()).collect();
@@ -123,9 +125,7 @@ pub fn location(u: &BlobUri) -> Result<Location> {
         }
         "azblob-http" => match segments.split_first() {
             // Path-style, as emulators serve: http://host:port/account/container/blob.
-            Some((account, rest)) => {
-                (false, account.to_string(), format!("http://{}/{account}", u.host), rest)
-            }
+            Some((account, rest)) => (false, account.to_string(), format!("http://{}/{account}", u.host), rest),
             // Host-style: http://account.host:port/container/blob.
             None => {
                 let host_only = u.host.rsplit_once(':').map_or(u.host.as_str(), |(h, _)| h);
@@ -204,12 +204,24 @@ impl CredentialSpec {
         }
     }
 
-    /// The secret strings, so messages can be scrubbed of them.
-    pub fn secrets(&self) -> Vec<&str> {
+    /// The secret strings, so messages can be scrubbed of them (a SAS's
+    /// signature also on its own, encoded and decoded).
+    pub fn secrets(&self) -> Vec<String> {
+        let one = |s: &Secret| vec![s.expose().to_string()];
         match self {
-            CredentialSpec::SharedKey(s) | CredentialSpec::Sas(s) => vec![s.expose()],
-            CredentialSpec::ClientSecret { secret, .. } => vec![secret.expose()],
-            CredentialSpec::AppService { header, .. } => vec![header.expose()],
+            CredentialSpec::SharedKey(s) => one(s),
+            CredentialSpec::Sas(s) => {
+                let mut out = one(s);
+                for (k, v) in s.expose().split('&').filter_map(|p| p.split_once('=')) {
+                    if k.eq_ignore_ascii_case("sig") {
+                        out.push(v.to_string());
+                        out.push(crate::blob::uri::percent_decode(v, false));
+                    }
+                }
+                out
+            }
+            CredentialSpec::ClientSecret { secret, .. } => one(secret),
+            CredentialSpec::AppService { header, .. } => one(header),
             CredentialSpec::WorkloadIdentity { .. } | CredentialSpec::Imds { .. } => vec![],
         }
     }
@@ -333,7 +345,11 @@ pub fn select_credential(loc: &Location, env: Env<'_>) -> std::result::Result<Cr
     let client_id = var(env, "AZURE_CLIENT_ID");
     let token_url = |tenant: &str| format!("{}/{tenant}/oauth2/v2.0/token", authority.trim_end_matches('/'));
     if let (Some(t), Some(c), Some(secret)) = (&tenant, &client_id, var(env, "AZURE_CLIENT_SECRET")) {
-        return Ok(CredentialSpec::ClientSecret { token_url: token_url(t), client_id: c.clone(), secret: Secret::new(secret) });
+        return Ok(CredentialSpec::ClientSecret {
+            token_url: token_url(t),
+            client_id: c.clone(),
+            secret: Secret::new(secret),
+        });
     }
     if let (Some(t), Some(c), Some(file)) = (&tenant, &client_id, var(env, "AZURE_FEDERATED_TOKEN_FILE")) {
         return Ok(CredentialSpec::WorkloadIdentity {
@@ -364,15 +380,18 @@ mod tests {
         assert_eq!(l.endpoint, "https://acct.blob.core.windows.net");
         assert_eq!((l.account.as_str(), l.container.as_str(), l.prefix.as_str()), ("acct", "session", ""));
         assert!(l.https);
-        let l = loc("azblob://acct.blob.core.windows.net/a/b#session_container=recs&inprogress_container=up").unwrap();
-        assert_eq!((l.container.as_str(), l.inprogress_container.as_str(), l.prefix.as_str()), ("recs", "up", "a/b"));
+        let l = loc("azblob://acct.blob.core.windows.net/a/b#session_container=recs&inprogress_container=ups").unwrap();
+        assert_eq!((l.container.as_str(), l.inprogress_container.as_str(), l.prefix.as_str()), ("recs", "ups", "a/b"));
         let l = loc("azblob-http://127.0.0.1:10000/devstoreaccount1").unwrap();
         assert_eq!(l.endpoint, "http://127.0.0.1:10000/devstoreaccount1");
         assert_eq!((l.account.as_str(), l.prefix.as_str(), l.https), ("devstoreaccount1", "", false));
         let l = loc("azblob-http://localhost:10000/devstoreaccount1/x/y").unwrap();
         assert_eq!(l.prefix, "x/y");
         let l = loc("azblob-http://devstoreaccount1.azurite.local:10000").unwrap();
-        assert_eq!((l.endpoint.as_str(), l.account.as_str()), ("http://devstoreaccount1.azurite.local:10000", "devstoreaccount1"));
+        assert_eq!(
+            (l.endpoint.as_str(), l.account.as_str()),
+            ("http://devstoreaccount1.azurite.local:10000", "devstoreaccount1")
+        );
 
         for (uri, needle) in [
             ("azblob://acct.blob.core.windows.net?session_container=x", "fragment"),
@@ -419,8 +438,10 @@ mod tests {
         let mut no_secret: Vec<_> = all[3..].to_vec();
         no_secret.retain(|(k, _)| *k != "AZURE_CLIENT_SECRET");
         no_secret.push(("AZURE_AUTHORITY_HOST", "https://login.microsoftonline.us/"));
-        assert!(matches!(select_credential(&https, &env(&no_secret)).unwrap(), CredentialSpec::WorkloadIdentity { token_url, .. }
-            if token_url == "https://login.microsoftonline.us/t/oauth2/v2.0/token"));
+        assert!(
+            matches!(select_credential(&https, &env(&no_secret)).unwrap(), CredentialSpec::WorkloadIdentity { token_url, .. }
+            if token_url == "https://login.microsoftonline.us/t/oauth2/v2.0/token")
+        );
         assert!(matches!(pick(7, &https).unwrap(), CredentialSpec::AppService { client_id: None, .. }));
         assert_eq!(pick(9, &https).unwrap(), CredentialSpec::Imds { client_id: None });
         assert_eq!(
@@ -456,7 +477,8 @@ mod tests {
         .unwrap();
         assert_eq!(cs.account(), Some("a1".into()));
         assert_eq!(cs.key, Some(Secret::new("k==")));
-        let cs = parse_connection_string("BlobEndpoint=https://a2.blob.core.windows.net;SharedAccessSignature=sv=x").unwrap();
+        let cs = parse_connection_string("BlobEndpoint=https://a2.blob.core.windows.net;SharedAccessSignature=sv=x")
+            .unwrap();
         assert_eq!(cs.account(), Some("a2".into()));
         let e = parse_connection_string("AccountName=a;secretjunk").unwrap_err();
         assert!(!e.contains("secretjunk"), "{e}");

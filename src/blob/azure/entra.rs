@@ -12,7 +12,7 @@ use bytes::Bytes;
 use reqwest::header::{CONTENT_TYPE, HeaderValue};
 use reqwest::{Client, Method, Request, Url};
 
-use super::client::percent_encode;
+use super::client::{percent_encode, transport_error};
 use super::config::{CredentialSpec, Secret};
 use crate::blob::{BlobError, BlobErrorKind, Result};
 
@@ -54,8 +54,9 @@ impl TokenCache {
         let req = token_request(&self.spec).await?;
         let what = format!("Entra ID token ({})", self.spec.kind());
         let resp = http.execute(req).await.map_err(|e| {
-            let e = e.without_url();
-            if matches!(self.spec, CredentialSpec::Imds { .. }) && (e.is_connect() || e.is_timeout()) {
+            let unreachable = e.is_connect() || e.is_timeout();
+            let e = transport_error(e);
+            if matches!(self.spec, CredentialSpec::Imds { .. }) && unreachable {
                 BlobError::new(
                     BlobErrorKind::AccessDenied,
                     format!(
@@ -67,7 +68,7 @@ impl TokenCache {
             }
         })?;
         let status = resp.status().as_u16();
-        let body = resp.text().await.map_err(|e| BlobError::connection(format!("{what}: {}", e.without_url())))?;
+        let body = resp.text().await.map_err(|e| BlobError::connection(format!("{what}: {}", transport_error(e))))?;
         let now = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or_default();
         let (token, lifetime) = parse_token_response(&what, status, &body, now)?;
         let early = if lifetime > REFRESH_BEFORE * 2 { lifetime - REFRESH_BEFORE } else { lifetime / 2 };
@@ -78,7 +79,11 @@ impl TokenCache {
 }
 
 fn form(fields: &[(&str, &str)]) -> String {
-    fields.iter().map(|(k, v)| format!("{}={}", percent_encode(k, false), percent_encode(v, false))).collect::<Vec<_>>().join("&")
+    fields
+        .iter()
+        .map(|(k, v)| format!("{}={}", percent_encode(k, false), percent_encode(v, false)))
+        .collect::<Vec<_>>()
+        .join("&")
 }
 
 fn url(base: &str, query: &[(&str, &str)]) -> Result<Url> {
@@ -86,8 +91,7 @@ fn url(base: &str, query: &[(&str, &str)]) -> Result<Url> {
         q if q.is_empty() => base.to_string(),
         q => format!("{base}{}{q}", if base.contains('?') { '&' } else { '?' }),
     };
-    Url::parse(&full)
-        .map_err(|e| BlobError::bad(format!("Entra ID token endpoint {base:?} is not a URL: {e}")))
+    Url::parse(&full).map_err(|e| BlobError::bad(format!("Entra ID token endpoint {base:?} is not a URL: {e}")))
 }
 
 fn post_form(token_url: &str, body: String) -> Result<Request> {
@@ -113,7 +117,10 @@ pub(crate) async fn token_request(spec: &CredentialSpec) -> Result<Request> {
             let assertion = tokio::fs::read_to_string(token_file).await.map_err(|e| {
                 BlobError::new(
                     BlobErrorKind::AccessDenied,
-                    format!("Entra ID workload identity: read AZURE_FEDERATED_TOKEN_FILE {}: {e}", token_file.display()),
+                    format!(
+                        "Entra ID workload identity: read AZURE_FEDERATED_TOKEN_FILE {}: {e}",
+                        token_file.display()
+                    ),
                 )
             })?;
             post_form(
@@ -170,7 +177,8 @@ pub(crate) fn parse_token_response(what: &str, status: u16, body: &str, now: u64
     let json: Option<serde_json::Value> = serde_json::from_str(body).ok();
     let field = |k: &str| json.as_ref().and_then(|j| j.get(k)).and_then(|v| v.as_str()).unwrap_or_default();
     if !(200..300).contains(&status) {
-        let kind = if status == 429 || status >= 500 { BlobErrorKind::ConnectionProblem } else { BlobErrorKind::AccessDenied };
+        let kind =
+            if status == 429 || status >= 500 { BlobErrorKind::ConnectionProblem } else { BlobErrorKind::AccessDenied };
         let detail = match (field("error"), field("error_description")) {
             ("", "") => json.as_ref().and_then(|j| j.get("message")).and_then(|v| v.as_str()).unwrap_or("").to_string(),
             (e, d) => format!("{e}: {d}"),
@@ -254,12 +262,13 @@ mod tests {
 
     #[test]
     fn responses() {
-        let (t, l) = parse_token_response("w", 200, r#"{"token_type":"Bearer","expires_in":3599,"access_token":"tok"}"#, 0)
-            .unwrap();
+        let (t, l) =
+            parse_token_response("w", 200, r#"{"token_type":"Bearer","expires_in":3599,"access_token":"tok"}"#, 0)
+                .unwrap();
         assert_eq!((t.expose(), l.as_secs()), ("tok", 3599));
         // IMDS and App Service: strings, expires_on in Unix seconds.
-        let (_, l) = parse_token_response("w", 200, r#"{"access_token":"t","expires_on":"1700003600"}"#, 1_700_000_000)
-            .unwrap();
+        let (_, l) =
+            parse_token_response("w", 200, r#"{"access_token":"t","expires_on":"1700003600"}"#, 1_700_000_000).unwrap();
         assert_eq!(l.as_secs(), 3600);
         let (_, l) = parse_token_response("w", 200, r#"{"access_token":"t","expires_in":"86399"}"#, 0).unwrap();
         assert_eq!(l.as_secs(), 86399);

@@ -40,8 +40,8 @@ use futures::StreamExt;
 use reqwest::{Method, Response};
 
 use self::auth::Auth;
-use self::client::{Call, Inner, header};
 pub use self::client::{API_VERSION, http_client, percent_encode};
+use self::client::{Call, Failure, Inner, header, transport_error};
 use self::config::{Env, Secret};
 use self::writer::AzureWriter;
 use super::retry::RetryPolicy;
@@ -142,13 +142,13 @@ impl AzureStore {
         match resp.status().as_u16() {
             409 => Ok(()),
             403 => {
-                let e = self.inner.error_from(resp, &format!("{what}: create")).await;
+                let f = Failure::read(resp).await;
                 Err(BlobError::new(
                     BlobErrorKind::AccessDenied,
-                    format!(
-                        "{}: container {container:?} does not exist and this {} may not create it: create it (az storage container create --account-name {} --name {container}) or use a credential allowed to ({})",
-                        self.inner.describe, self.inner.credential, self.inner.loc.account, e.message
-                    ),
+                    self.inner.scrub(format!(
+                        "{}: container {container:?} does not exist and the {} may not create it (HTTP 403 {}): create it (az storage container create --account-name {} --name {container}) or use a credential allowed to create containers",
+                        self.inner.describe, self.inner.credential, f.code, self.inner.loc.account
+                    )),
                 ))
             }
             _ => {
@@ -206,7 +206,7 @@ impl BlobStore for AzureStore {
             let info = self.head(key).await?.ok_or_else(|| self.not_found(key))?;
             return Ok(BlobRead::ranged(info, empty()));
         }
-        let mut call = Call::new(Method::GET, Some(self.blob_name(key))).accept(&[404, 416]);
+        let mut call = Call::new(Method::GET, Some(self.blob_name(key))).accept(&[404, 416]).streamed();
         if let Some(h) = range.and_then(|r| r.http_header()) {
             call = call.header("x-ms-range", h);
         }
@@ -227,7 +227,7 @@ impl BlobStore for AzureStore {
             match resp.chunk().await {
                 Ok(Some(chunk)) => Some((Ok(chunk), Some((resp, what)))),
                 Ok(None) => None,
-                Err(e) => Some((Err(BlobError::connection(format!("{what}: {}", e.without_url()))), None)),
+                Err(e) => Some((Err(BlobError::connection(format!("{what}: {}", transport_error(e)))), None)),
             }
         })
         .boxed();
@@ -263,7 +263,7 @@ impl BlobStore for AzureStore {
         }
         let what = self.what(prefix, "list");
         let resp = self.inner.send(call, &what).await?;
-        let body = resp.text().await.map_err(|e| BlobError::connection(format!("{what}: {}", e.without_url())))?;
+        let body = resp.text().await.map_err(|e| BlobError::connection(format!("{what}: {}", transport_error(e))))?;
         let parsed = xml::parse_list(&body).map_err(|e| BlobError::internal(format!("{what}: {e}")))?;
         let items = parsed
             .blobs
@@ -278,8 +278,9 @@ impl BlobStore for AzureStore {
 
     async fn delete(&self, key: &str) -> Result<()> {
         check_key(key)?;
-        let call =
-            Call::new(Method::DELETE, Some(self.blob_name(key))).header("x-ms-delete-snapshots", "include").accept(&[404]);
+        let call = Call::new(Method::DELETE, Some(self.blob_name(key)))
+            .header("x-ms-delete-snapshots", "include")
+            .accept(&[404]);
         self.inner.send(call, &self.what(key, "delete")).await.map(drop)
     }
 }

@@ -21,9 +21,7 @@ use tokio::task::JoinSet;
 
 use super::client::{Call, Inner, header};
 use super::xml;
-use crate::blob::{
-    BlobError, BlobInfo, BlobWriter, Checksum, PartSizer, PutOptions, Result, check_expected,
-};
+use crate::blob::{BlobError, BlobInfo, BlobWriter, Checksum, PartSizer, PutOptions, Result, check_expected};
 
 /// Blocks uploading at once per writer (memory: this many blocks plus the
 /// one being filled).
@@ -131,9 +129,6 @@ impl BlobWriter for AzureWriter {
                 let block = data.split_to(size);
                 self.send_block(block).await?;
                 continue;
-            }
-            if self.buf.capacity() < size {
-                self.buf.reserve(size - self.buf.len());
             }
             let take = (size - self.buf.len()).min(data.len());
             self.buf.extend_from_slice(&data.split_to(take));

@@ -169,7 +169,10 @@ pub fn parse_list(doc: &str) -> Result<ListResult, String> {
         out.blobs.push(ListedBlob {
             etag: prop("Etag").map(str::to_string),
             modified: prop("Last-Modified").and_then(http_date),
-            sha256: b.child("Metadata").and_then(|m| m.text_of(crate::blob::SHA256_METADATA)).map(|s| s.trim().to_string()),
+            sha256: b
+                .child("Metadata")
+                .and_then(|m| m.text_of(crate::blob::SHA256_METADATA))
+                .map(|s| s.trim().to_string()),
             size,
             name,
         });
@@ -233,12 +236,12 @@ mod tests {
     #[test]
     fn errors_and_entities() {
         let e = "\u{feff}<?xml version=\"1.0\" encoding=\"utf-8\"?><Error><Code>BlobNotFound</Code><Message>The specified blob does not exist.\nRequestId:1\nTime:2024</Message></Error>";
-        assert_eq!(
-            parse_error(e),
-            Some(("BlobNotFound".into(), "The specified blob does not exist.".into()))
-        );
+        assert_eq!(parse_error(e), Some(("BlobNotFound".into(), "The specified blob does not exist.".into())));
         assert_eq!(unescape("a&#x41;&#66;&lt;&gt;&quot;&apos;").unwrap(), "aAB<>\"'");
         assert!(unescape("&bogus;").is_err());
-        assert_eq!(block_list(&["QQ==".into()]), "<?xml version=\"1.0\" encoding=\"utf-8\"?><BlockList><Latest>QQ==</Latest></BlockList>");
+        assert_eq!(
+            block_list(&["QQ==".into()]),
+            "<?xml version=\"1.0\" encoding=\"utf-8\"?><BlockList><Latest>QQ==</Latest></BlockList>"
+        );
     }
 }
