@@ -183,7 +183,10 @@ impl Inner {
         let headers = req.headers_mut();
         headers.insert("x-ms-version", HeaderValue::from_static(API_VERSION));
         for (k, v) in std::iter::once(&("x-ms-date", date)).chain(call.headers.iter()) {
-            let value = HeaderValue::from_str(v)
+            // Sent as signed whatever a server's whitespace rule: no runs
+            // of whitespace, nothing around the value.
+            let v = v.split_whitespace().collect::<Vec<_>>().join(" ");
+            let value = HeaderValue::from_str(&v)
                 .map_err(|_| BlobError::bad(format!("{}: header {k} has a value HTTP cannot carry", self.describe)))?;
             headers.insert(HeaderName::from_static(k), value);
         }
