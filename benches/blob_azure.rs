@@ -153,6 +153,11 @@ async fn main() {
     let data = body(o.size_mib);
     let mib = o.size_mib as f64;
 
+    // Warm up both sides (connections, the emulator's first writes).
+    let warm = data.slice(..data.len().min(1 << 20));
+    raw_put(&az, &http, &container, &warm).await;
+    ours_put(&store, &warm).await;
+
     let raw_up = raw_put(&az, &http, &container, &data).await;
     let raw_down = raw_get(&az, &http, &container, data.len()).await;
     let pct = |raw: f64, secs: f64| format!("{:.0}%", 100.0 * raw / secs);
