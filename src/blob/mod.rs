@@ -20,6 +20,8 @@
 //!
 //! Errors name the store (its URI without secrets) and the key.
 
+#[cfg(feature = "azure")]
+pub mod azure;
 pub mod fs;
 pub mod registry;
 pub mod retry;

@@ -38,11 +38,22 @@ pub async fn open_uri(u: &BlobUri, what: &str) -> Result<Arc<dyn BlobStore>> {
         // Each store adds its arm here behind its feature (S3, GCS, Azure).
         "s3" => Err(not_compiled(u, what, "s3")),
         "gs" => Err(not_compiled(u, what, "gcs")),
+        #[cfg(feature = "azure")]
+        "azblob" | "azblob-http" => {
+            Ok(Arc::new(super::azure::AzureStore::open(u).await.map_err(|e| in_setting(e, what))?))
+        }
+        #[cfg(not(feature = "azure"))]
         "azblob" | "azblob-http" => Err(not_compiled(u, what, "azure")),
         other => {
             Err(BlobError::bad(format!("{what} {}: unsupported scheme {other:?}; supported: {SCHEMES}", u.redacted())))
         }
     }
+}
+
+/// Prefixes a store's error with the setting that named it.
+#[cfg(feature = "azure")]
+fn in_setting(e: BlobError, what: &str) -> BlobError {
+    BlobError::new(e.kind, format!("{what} {}", e.message))
 }
 
 fn not_compiled(u: &BlobUri, what: &str, feature: &str) -> BlobError {
