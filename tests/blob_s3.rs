@@ -195,7 +195,7 @@ async fn multipart_parts_and_metadata() {
     assert!(!head.e_tag().unwrap().contains('-'), "not multipart: {:?}", head.e_tag());
     assert_eq!(open_uploads(&s3, &c, &b).await, 0);
 
-    // A size hint of 200 GiB raises the part size so 1,000 parts hold it.
+    // Another first part size; below S3's 5 MiB minimum is refused.
     let big = store.with_part_size(5 << 20).unwrap();
     assert_eq!(big.part_size(), 5 << 20);
     assert!(store.with_part_size(1 << 20).is_err());
@@ -289,6 +289,13 @@ async fn encryption_acl_and_versioning_on_moto() {
     let e = blob::put_bytes(&store, "rec.tar", Bytes::from_static(b"x")).await.unwrap_err();
     assert_eq!(e.kind, BlobErrorKind::NotFound, "{e}");
     assert!(e.message.contains("does not exist: create it") && e.message.contains("rec.tar"), "{e}");
+    // A write that failed (the upload could not start) leaves a writer
+    // that only aborts: finish publishes nothing.
+    let mut w = store.put("big.tar", PutOptions::default()).await.unwrap();
+    w.write(Bytes::from(pattern(6, 9 << 20))).await.unwrap_err();
+    w.write(Bytes::from_static(b"more")).await.unwrap_err();
+    let e = w.finish().await.unwrap_err();
+    assert!(e.message.contains("can only be aborted"), "{e}");
 }
 
 /// A TCP proxy to `target` that cuts the first connection carrying more

@@ -40,7 +40,12 @@ pub(super) async fn get(inner: Arc<Inner>, key: &str, range: Option<ByteRange>) 
     let (body_start, size) = match out.content_range().and_then(parse_content_range) {
         Some((start, total)) => (start, total),
         // No Content-Range: the whole object (a server ignoring Range too).
-        None => (0, len_of(out.content_length())),
+        None => match out.content_length() {
+            Some(n) => (0, len_of(Some(n))),
+            None => {
+                return Err(BlobError::internal(format!("{}: get: the answer has no Content-Length", inner.what(key))));
+            }
+        },
     };
     let info = info_of(key, &out, size);
     let from = range.map_or(0, |r| r.start);

@@ -139,6 +139,13 @@ impl S3Writer {
 
     /// Sends `data` as the next part, in the background.
     async fn send_part(&mut self, data: Bytes) -> Result<()> {
+        if self.next_part > MAX_PARTS {
+            return Err(BlobError::bad(format!(
+                "{}: more than {MAX_PARTS} parts ({} bytes): larger than S3 allows",
+                self.what(),
+                self.sum.size()
+            )));
+        }
         let upload_id = self.create().await?;
         while self.inflight.len() >= PARTS_IN_FLIGHT {
             self.reap_one().await?;
@@ -330,38 +337,7 @@ impl S3Writer {
         }
     }
 
-    /// Aborts the multipart upload (after stopping the parts in flight).
-    async fn abort_upload(&mut self) -> Result<()> {
-        self.inflight.shutdown().await;
-        let Some(id) = self.upload_id.take() else { return Ok(()) };
-        let s = &self.inner;
-        match s.client.abort_multipart_upload().bucket(&s.cfg.bucket).key(&self.object_key).upload_id(id).send().await {
-            Ok(_) => Ok(()),
-            Err(e) => match s.error("abort the multipart upload", &self.key, e) {
-                e if e.kind == BlobErrorKind::NotFound => Ok(()),
-                e => Err(e),
-            },
-        }
-    }
-}
-
-/// A key for `x-amz-copy-source`: percent-encoded but for `/`.
-fn encode_key(key: &str) -> String {
-    let mut out = String::with_capacity(key.len());
-    for b in key.bytes() {
-        if b.is_ascii_alphanumeric() || b"-_.~/".contains(&b) {
-            out.push(b as char);
-        } else {
-            out.push_str(&format!("%{b:02X}"));
-        }
-    }
-    out
-}
-
-#[async_trait]
-impl BlobWriter for S3Writer {
-    async fn write(&mut self, mut data: Bytes) -> Result<()> {
-        self.check_usable()?;
+    async fn write_inner(&mut self, mut data: Bytes) -> Result<()> {
         self.sum.update(&data);
         while !data.is_empty() {
             let want = self.sizer.size_of(self.next_part);
@@ -399,6 +375,44 @@ impl BlobWriter for S3Writer {
             }
         }
         Ok(())
+    }
+
+    /// Aborts the multipart upload (after stopping the parts in flight).
+    async fn abort_upload(&mut self) -> Result<()> {
+        self.inflight.shutdown().await;
+        let Some(id) = self.upload_id.take() else { return Ok(()) };
+        let s = &self.inner;
+        match s.client.abort_multipart_upload().bucket(&s.cfg.bucket).key(&self.object_key).upload_id(id).send().await {
+            Ok(_) => Ok(()),
+            Err(e) => match s.error("abort the multipart upload", &self.key, e) {
+                e if e.kind == BlobErrorKind::NotFound => Ok(()),
+                e => Err(e),
+            },
+        }
+    }
+}
+
+/// A key for `x-amz-copy-source`: percent-encoded but for `/`.
+fn encode_key(key: &str) -> String {
+    let mut out = String::with_capacity(key.len());
+    for b in key.bytes() {
+        if b.is_ascii_alphanumeric() || b"-_.~/".contains(&b) {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
+
+#[async_trait]
+impl BlobWriter for S3Writer {
+    async fn write(&mut self, data: Bytes) -> Result<()> {
+        self.check_usable()?;
+        let r = self.write_inner(data).await;
+        // Bytes counted but not sent: the upload can only be aborted now.
+        self.failed = r.is_err();
+        r
     }
 
     async fn finish(mut self: Box<Self>) -> Result<BlobInfo> {
