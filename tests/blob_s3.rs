@@ -124,6 +124,9 @@ async fn uri_parameters_and_errors() {
     assert!(store.config().path_style());
     blob::put_bytes(&store, "k", Bytes::from_static(b"x")).await.unwrap();
     assert_eq!(raw(&s3).get_object().bucket(&b).key("p/k").send().await.unwrap().content_length(), Some(1));
+    // Keys count with the prefix against S3's 1,024 bytes.
+    let e = store.put(&"k".repeat(1023), PutOptions::default()).await.err().expect("too long with the prefix");
+    assert!(e.kind == BlobErrorKind::BadParameter && e.message.contains("1025 bytes"), "{e}");
 }
 
 /// A missing bucket is created on open; a refused bucket name says so. (A bucket vanishing later: on moto, below; s3s-fs

@@ -49,8 +49,8 @@ use chrono::{DateTime, Utc};
 
 pub use self::config::{CANNED_ACLS, PARAMS, S3Config, Sse};
 use super::{
-    BlobError, BlobErrorKind, BlobInfo, BlobRead, BlobStore, BlobUri, BlobWriter, ByteRange, ListPage, PutOptions,
-    Result, SHA256_METADATA, check_key, check_prefix,
+    BlobError, BlobErrorKind, BlobInfo, BlobRead, BlobStore, BlobUri, BlobWriter, ByteRange, ListPage, MAX_KEY_LEN,
+    PutOptions, Result, SHA256_METADATA, check_key, check_prefix,
 };
 use crate::aws::{ATTEMPT_TIMEOUT, AwsSettings, CONNECT_TIMEOUT, S3ClientOptions};
 
@@ -241,6 +241,19 @@ pub(crate) fn len_of(n: Option<i64>) -> u64 {
 }
 
 impl S3Store {
+    /// Checks a key, and that with the prefix it fits S3's 1,024 bytes.
+    fn check(&self, key: &str) -> Result<()> {
+        check_key(key)?;
+        let len = self.inner.cfg.object_key(key).len();
+        if len > MAX_KEY_LEN {
+            return Err(BlobError::bad(format!(
+                "{}: with the prefix the object key is {len} bytes, over S3's {MAX_KEY_LEN}",
+                self.inner.what(key)
+            )));
+        }
+        Ok(())
+    }
+
     /// Opens the bucket an `s3://` URI names (creating it when missing).
     pub async fn open(u: &BlobUri) -> Result<S3Store> {
         S3Store::open_config(S3Config::from_uri(u)?).await
@@ -307,18 +320,18 @@ impl S3Store {
         let bucket = &s.cfg.bucket;
         let err = match s.client.head_bucket().bucket(bucket).send().await {
             Ok(_) => return Ok(()),
-            Err(e) => sdk_error(&format!("{}: check the bucket", s.describe), bucket, e),
-        };
-        match err.kind {
-            BlobErrorKind::NotFound => {}
             // HEAD answers carry no error code: a 400 is a name S3 refuses.
-            _ if err.message.ends_with("HTTP 400") => {
+            Err(e) if e.raw_response().is_some_and(|r| r.status().as_u16() == 400) => {
                 return Err(BlobError::bad(format!(
                     "{}: HeadBucket answered HTTP 400: check the bucket name {bucket:?} (3-63 lowercase letters, \
                      digits, '-' and '.') and the region",
                     s.describe
                 )));
             }
+            Err(e) => sdk_error(&format!("{}: check the bucket", s.describe), bucket, e),
+        };
+        match err.kind {
+            BlobErrorKind::NotFound => {}
             BlobErrorKind::AccessDenied => {
                 tracing::warn!(store = %s.describe, error = %err,
                     "cannot check that the bucket exists; uploads will fail if it does not (fine with write-only access)");
@@ -417,17 +430,17 @@ impl BlobStore for S3Store {
     }
 
     async fn put(&self, key: &str, options: PutOptions) -> Result<Box<dyn BlobWriter>> {
-        check_key(key)?;
+        self.check(key)?;
         writer::S3Writer::start(self.inner.clone(), key, options).map(|w| Box::new(w) as Box<dyn BlobWriter>)
     }
 
     async fn get(&self, key: &str, range: Option<ByteRange>) -> Result<BlobRead> {
-        check_key(key)?;
+        self.check(key)?;
         reader::get(self.inner.clone(), key, range).await
     }
 
     async fn head(&self, key: &str) -> Result<Option<BlobInfo>> {
-        check_key(key)?;
+        self.check(key)?;
         let s = &self.inner;
         match s.client.head_object().bucket(&s.cfg.bucket).key(s.cfg.object_key(key)).send().await {
             Ok(out) => Ok(Some(BlobInfo {
@@ -487,7 +500,7 @@ impl BlobStore for S3Store {
     }
 
     async fn delete(&self, key: &str) -> Result<()> {
-        check_key(key)?;
+        self.check(key)?;
         let s = &self.inner;
         match s.client.delete_object().bucket(&s.cfg.bucket).key(s.cfg.object_key(key)).send().await {
             Ok(_) => Ok(()),
