@@ -1,7 +1,7 @@
-//! AWS SDK plumbing shared by the two DynamoDB stores (cluster state in
-//! `backend::dynamodb`, audit events in `events::dynamodb`): one place that
-//! turns region / endpoint / static keys / FIPS into an SDK configuration
-//! with the project's retry and timeout policy. A leaf: it touches only the
+//! AWS SDK plumbing shared by the DynamoDB stores (cluster state in
+//! `backend::dynamodb`, audit events in `events::dynamodb`) and the S3 object
+//! store (`blob::s3`): one place that turns region / endpoint / static keys /
+//! FIPS into an SDK configuration with the project's retry and timeout policy. A leaf: it touches only the
 //! AWS SDK crates, never a store, the CLI or the runtime. Credentials given
 //! here are never logged.
 
@@ -9,8 +9,8 @@ use std::time::Duration;
 
 use aws_config::retry::RetryConfig;
 use aws_config::timeout::TimeoutConfig;
-use aws_config::{BehaviorVersion, SdkConfig};
-use aws_sdk_dynamodb::config::{Credentials, Region};
+use aws_config::{BehaviorVersion, Region, SdkConfig};
+use aws_credential_types::Credentials;
 
 /// Region used with a custom `endpoint` when none is configured anywhere
 /// (local emulators accept any).
@@ -70,11 +70,43 @@ pub struct AwsConfig {
     pub region: String,
 }
 
+/// How an S3 client reaches buckets.
+#[cfg(feature = "s3")]
+#[derive(Debug, Clone, Default)]
+pub struct S3ClientOptions {
+    /// Path-style requests (`{endpoint}/{bucket}/{key}`), as S3-compatible
+    /// servers and emulators want; else virtual-hosted style
+    /// (`{bucket}.{endpoint}/{key}`), AWS's default.
+    pub path_style: bool,
+    /// An HTTP client replacing the SDK's default one (S3 `insecure=true`:
+    /// one that does not verify the server's certificate).
+    pub http_client: Option<aws_smithy_runtime_api::client::http::SharedHttpClient>,
+}
+
 impl AwsConfig {
     /// A DynamoDB client with this configuration.
+    #[cfg(feature = "dynamodb")]
     pub fn dynamodb(&self) -> aws_sdk_dynamodb::Client {
         let conf = aws_sdk_dynamodb::config::Builder::from(&self.sdk).region(Region::new(self.region.clone())).build();
         aws_sdk_dynamodb::Client::from_conf(conf)
+    }
+
+    /// An S3 client with this configuration. Checksums are computed only
+    /// where S3 requires them (`WhenRequired`): the S3 store sends the
+    /// Content-MD5 of every part itself, which every S3-compatible server
+    /// understands, where the SDK's default CRC32 trailers are refused by
+    /// some of them.
+    #[cfg(feature = "s3")]
+    pub fn s3(&self, options: S3ClientOptions) -> aws_sdk_s3::Client {
+        use aws_sdk_s3::config::RequestChecksumCalculation;
+        let mut conf = aws_sdk_s3::config::Builder::from(&self.sdk)
+            .region(Region::new(self.region.clone()))
+            .force_path_style(options.path_style)
+            .request_checksum_calculation(RequestChecksumCalculation::WhenRequired);
+        if let Some(http) = options.http_client {
+            conf = conf.http_client(http);
+        }
+        aws_sdk_s3::Client::from_conf(conf.build())
     }
 }
 

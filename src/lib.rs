@@ -8,7 +8,7 @@
 //! below `cli` points up, and `config`, `crypto`, `aws` and `gcp` (the AWS SDK and Google
 //! Cloud connections shared by the stores) are leaves that any layer may use.
 
-#[cfg(feature = "dynamodb")]
+#[cfg(any(feature = "dynamodb", feature = "s3"))]
 pub mod aws;
 pub mod backend;
 pub mod blob;

@@ -25,6 +25,8 @@ pub mod azure;
 pub mod fs;
 pub mod registry;
 pub mod retry;
+#[cfg(feature = "s3")]
+pub mod s3;
 #[cfg(any(test, feature = "test-suite"))]
 pub mod suite;
 pub mod uri;

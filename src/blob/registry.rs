@@ -36,6 +36,9 @@ pub async fn open_uri(u: &BlobUri, what: &str) -> Result<Arc<dyn BlobStore>> {
             Ok(Arc::new(FsStore::open(Path::new(&u.path))?))
         }
         // Each store adds its arm here behind its feature (S3, GCS, Azure).
+        #[cfg(feature = "s3")]
+        "s3" => Ok(Arc::new(super::s3::S3Store::open(u).await?)),
+        #[cfg(not(feature = "s3"))]
         "s3" => Err(not_compiled(u, what, "s3")),
         "gs" => Err(not_compiled(u, what, "gcs")),
         #[cfg(feature = "azure")]
