@@ -21,6 +21,8 @@
 //! Errors name the store (its URI without secrets) and the key.
 
 pub mod fs;
+#[cfg(feature = "gcs")]
+pub mod gcs;
 pub mod registry;
 pub mod retry;
 #[cfg(any(test, feature = "test-suite"))]

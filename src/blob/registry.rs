@@ -37,6 +37,9 @@ pub async fn open_uri(u: &BlobUri, what: &str) -> Result<Arc<dyn BlobStore>> {
         }
         // Each store adds its arm here behind its feature (S3, GCS, Azure).
         "s3" => Err(not_compiled(u, what, "s3")),
+        #[cfg(feature = "gcs")]
+        "gs" => Ok(Arc::new(super::gcs::GcsStore::open(u).await?)),
+        #[cfg(not(feature = "gcs"))]
         "gs" => Err(not_compiled(u, what, "gcs")),
         "azblob" | "azblob-http" => Err(not_compiled(u, what, "azure")),
         other => {
