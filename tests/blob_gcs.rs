@@ -49,12 +49,18 @@ async fn raw_object(gcs: &Gcs, bucket: &str, name: &str) -> Option<serde_json::V
 }
 
 /// Resumable sessions the emulator holds (in `.cloudstorage/.meta`, which
-/// it writes at most every 50 ms).
+/// it writes at most every 50 ms, in place: a read may come before the first
+/// write or catch one half done).
 fn open_sessions(gcs: &Gcs) -> usize {
-    let dir = gcs.data_dir.as_ref().expect("a local emulator");
-    let meta = std::fs::read(dir.join(".cloudstorage/.meta")).unwrap();
-    let meta: serde_json::Value = serde_json::from_slice(&meta).unwrap();
-    meta["resumable"].as_object().map_or(0, |m| m.len())
+    let path = gcs.data_dir.as_ref().expect("a local emulator").join(".cloudstorage/.meta");
+    for _ in 0..200 {
+        let meta = std::fs::read(&path).ok().and_then(|m| serde_json::from_slice::<serde_json::Value>(&m).ok());
+        if let Some(meta) = meta {
+            return meta["resumable"].as_object().map_or(0, |m| m.len());
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    panic!("{} is missing or never parses", path.display());
 }
 
 /// Waits (up to 10 s) until the emulator holds `n` sessions.
@@ -101,6 +107,10 @@ async fn uri_parameters_and_their_errors() {
     blob::put_bytes(s.as_ref(), "top", Bytes::from_static(b"t")).await.unwrap();
     let again = blob::open(&format!("gs://{bucket}?endpoint={ep}"), "x").await.unwrap();
     assert_eq!(blob::get_bytes(again.as_ref(), "top").await.unwrap(), b"t");
+    let e = again.get("no/such", None).await.unwrap_err();
+    assert_eq!(e.kind, BlobErrorKind::NotFound);
+    assert!(e.message.starts_with(&format!("gs://{bucket}?")) && e.message.contains("no/such"), "{e}");
+    assert_eq!(e.message.matches("gs://").count(), 1, "the store is named once: {e}");
 
     // The prefix from the path, or from upstream's old `path` parameter.
     let a = blob::open(&format!("gs://{bucket}/deep/er/?endpoint={ep}"), "x").await.unwrap();
@@ -188,6 +198,7 @@ async fn chunked_uploads_publish_at_the_end_with_their_checksum() {
     let options = PutOptions { expected_sha256: Some("00".repeat(32)), ..Default::default() };
     let mut w = store.put("mismatch", options).await.unwrap();
     w.write(Bytes::from(data.clone())).await.unwrap();
+    wait_sessions(&gcs, 1, "mismatch, before").await;
     let e = w.finish().await.unwrap_err();
     assert_eq!(e.kind, BlobErrorKind::ChecksumMismatch, "{e}");
     assert!(raw_object(&gcs, &bucket, "p/mismatch").await.is_none());

@@ -207,14 +207,14 @@ impl Api {
     }
 
     /// A request with the credentials' headers when `url` is ours.
-    pub async fn request(&self, method: Method, url: &str) -> Result<RequestBuilder> {
+    pub async fn request(&self, method: Method, url: &str, what: &str) -> Result<RequestBuilder> {
         let mut rb = self.client.request(method, url);
         if let Some(auth) = &self.auth
             && url.starts_with(&format!("{}/", self.base))
         {
             let headers: HeaderMap = auth.headers().await.map_err(|e| {
                 let kind = if e.transient { BlobErrorKind::ConnectionProblem } else { BlobErrorKind::AccessDenied };
-                BlobError::new(kind, format!("{}: {}", self.describe, e.message))
+                BlobError::new(kind, format!("{what}: {}", e.message))
             })?;
             rb = rb.headers(headers);
         }
@@ -225,7 +225,7 @@ impl Api {
     pub async fn send(&self, rb: RequestBuilder, what: &str) -> Result<Response> {
         rb.send().await.map_err(|e| {
             let kind = if e.is_builder() { BlobErrorKind::Internal } else { BlobErrorKind::ConnectionProblem };
-            BlobError::new(kind, format!("{}: {what}: {}", self.describe, transport(e)))
+            BlobError::new(kind, format!("{what}: {}", transport(e)))
         })
     }
 
@@ -246,22 +246,22 @@ impl Api {
             400 => (BlobErrorKind::BadParameter, ""),
             _ => (BlobErrorKind::Internal, ""),
         };
-        BlobError::new(kind, format!("{}: {what}: HTTP {code}: {msg}{hint}", self.describe))
+        BlobError::new(kind, format!("{what}: HTTP {code}: {msg}{hint}"))
     }
 
     async fn json<T: serde::de::DeserializeOwned>(&self, resp: Response, what: &str) -> Result<T> {
-        let bytes = resp.bytes().await.map_err(|e| {
-            BlobError::connection(format!("{}: {what}: reading the answer: {}", self.describe, transport(e)))
-        })?;
-        serde_json::from_slice(&bytes)
-            .map_err(|e| BlobError::internal(format!("{}: {what}: unexpected answer: {e}", self.describe)))
+        let bytes = resp
+            .bytes()
+            .await
+            .map_err(|e| BlobError::connection(format!("{what}: reading the answer: {}", transport(e))))?;
+        serde_json::from_slice(&bytes).map_err(|e| BlobError::internal(format!("{what}: unexpected answer: {e}")))
     }
 
     /// The object `name`, or None.
     pub async fn get_object(&self, name: &str, what: &str) -> Result<Option<ObjectResource>> {
         let url = self.object_url(name);
         retry(self.policy, what, || async {
-            let rb = self.request(Method::GET, &url).await?.timeout(METADATA_TIMEOUT);
+            let rb = self.request(Method::GET, &url, what).await?.timeout(METADATA_TIMEOUT);
             let resp = self.send(rb, what).await?;
             match resp.status() {
                 s if s.is_success() => Ok(Some(self.json(resp, what).await?)),
@@ -276,7 +276,7 @@ impl Api {
     pub async fn delete_object(&self, name: &str, what: &str) -> Result<bool> {
         let url = self.object_url(name);
         retry(self.policy, what, || async {
-            let rb = self.request(Method::DELETE, &url).await?.timeout(METADATA_TIMEOUT);
+            let rb = self.request(Method::DELETE, &url, what).await?.timeout(METADATA_TIMEOUT);
             let resp = self.send(rb, what).await?;
             match resp.status() {
                 s if s.is_success() => Ok(true),
@@ -301,7 +301,7 @@ impl Api {
         }
         let body = serde_json::json!({ "metadata": metadata });
         retry(self.policy, what, || async {
-            let rb = self.request(Method::PATCH, &url).await?.timeout(METADATA_TIMEOUT).json(&body);
+            let rb = self.request(Method::PATCH, &url, what).await?.timeout(METADATA_TIMEOUT).json(&body);
             let resp = self.send(rb, what).await?;
             if resp.status().is_success() {
                 self.json(resp, what).await
@@ -337,7 +337,7 @@ impl Api {
             url.push_str(&format!("&pageToken={}", url_encode(t)));
         }
         retry(self.policy, what, || async {
-            let rb = self.request(Method::GET, &url).await?.timeout(METADATA_TIMEOUT);
+            let rb = self.request(Method::GET, &url, what).await?.timeout(METADATA_TIMEOUT);
             let resp = self.send(rb, what).await?;
             if !resp.status().is_success() {
                 return Err(self.status_error(resp, what).await);
@@ -361,7 +361,7 @@ impl Api {
         if let Some(g) = generation {
             url.push_str(&format!("&generation={g}"));
         }
-        let mut rb = self.request(Method::GET, &url).await?;
+        let mut rb = self.request(Method::GET, &url, what).await?;
         if let Some(r) = range {
             rb = rb.header(RANGE, r);
         }
@@ -377,8 +377,7 @@ impl Api {
         what: &str,
     ) -> Result<ObjectResource> {
         let boundary = format!("teleport-{}", uuid::Uuid::new_v4().simple());
-        let json =
-            serde_json::to_vec(resource).map_err(|e| BlobError::internal(format!("{}: {what}: {e}", self.describe)))?;
+        let json = serde_json::to_vec(resource).map_err(|e| BlobError::internal(format!("{what}: {e}")))?;
         let mut body = Vec::with_capacity(data.len() + json.len() + 256);
         body.extend_from_slice(
             format!("--{boundary}\r\nContent-Type: application/json; charset=UTF-8\r\n\r\n").as_bytes(),
@@ -393,7 +392,8 @@ impl Api {
         let url = self.upload_url("multipart");
         let content_type = format!("multipart/related; boundary={boundary}");
         retry(self.policy, what, || async {
-            let rb = self.request(Method::POST, &url).await?.header(CONTENT_TYPE, &content_type).body(body.clone());
+            let rb =
+                self.request(Method::POST, &url, what).await?.header(CONTENT_TYPE, &content_type).body(body.clone());
             let resp = self.send(rb, what).await?;
             if resp.status().is_success() {
                 self.json(resp, what).await
@@ -408,17 +408,14 @@ impl Api {
     pub async fn start_session(&self, resource: &serde_json::Value, what: &str) -> Result<String> {
         let url = self.upload_url("resumable");
         retry(self.policy, what, || async {
-            let rb = self.request(Method::POST, &url).await?.timeout(METADATA_TIMEOUT).json(resource);
+            let rb = self.request(Method::POST, &url, what).await?.timeout(METADATA_TIMEOUT).json(resource);
             let resp = self.send(rb, what).await?;
             if !resp.status().is_success() {
                 return Err(self.status_error(resp, what).await);
             }
             match resp.headers().get(LOCATION).and_then(|l| l.to_str().ok()) {
                 Some(l) if l.starts_with("http://") || l.starts_with("https://") => Ok(l.to_string()),
-                _ => Err(BlobError::internal(format!(
-                    "{}: {what}: the server started no resumable session (no Location)",
-                    self.describe
-                ))),
+                _ => Err(BlobError::internal(format!("{what}: the server started no resumable session (no Location)"))),
             }
         })
         .await
@@ -434,9 +431,14 @@ impl Api {
         body: Bytes,
         what: &str,
     ) -> Result<SessionState> {
-        let timeout = METADATA_TIMEOUT + Duration::from_secs(body.len() as u64 >> 20);
-        let rb =
-            self.request(Method::PUT, session).await?.timeout(timeout).header(CONTENT_RANGE, content_range).body(body);
+        // Generous: a chunk may cross a slow link (at least 128 KiB/s).
+        let timeout = METADATA_TIMEOUT + Duration::from_secs((body.len() as u64 >> 20) * 8);
+        let rb = self
+            .request(Method::PUT, session, what)
+            .await?
+            .timeout(timeout)
+            .header(CONTENT_RANGE, content_range)
+            .body(body);
         let resp = self.send(rb, what).await?;
         let code = resp.status().as_u16();
         if resp.status().is_success() {
@@ -446,11 +448,12 @@ impl Api {
             // `Range: bytes=0-N` persisted; no header: nothing yet.
             let persisted = match resp.headers().get(RANGE).and_then(|r| r.to_str().ok()) {
                 None => 0,
-                Some(r) => {
-                    r.trim().strip_prefix("bytes=0-").and_then(|n| n.parse::<u64>().ok()).map(|n| n + 1).ok_or_else(
-                        || BlobError::internal(format!("{}: {what}: unexpected Range {r:?} in a 308", self.describe)),
-                    )?
-                }
+                Some(r) => r
+                    .trim()
+                    .strip_prefix("bytes=0-")
+                    .and_then(|n| n.parse::<u64>().ok())
+                    .map(|n| n + 1)
+                    .ok_or_else(|| BlobError::internal(format!("{what}: unexpected Range {r:?} in a 308")))?,
             };
             return Ok(SessionState::Incomplete(persisted));
         }
@@ -464,7 +467,7 @@ impl Api {
     /// Cancels a resumable session (nothing is published).
     pub async fn cancel_session(&self, session: &str, what: &str) -> Result<()> {
         retry(self.policy, what, || async {
-            let rb = self.request(Method::DELETE, session).await?.timeout(METADATA_TIMEOUT);
+            let rb = self.request(Method::DELETE, session, what).await?.timeout(METADATA_TIMEOUT);
             let resp = self.send(rb, what).await?;
             match resp.status().as_u16() {
                 c if (200..300).contains(&c) || c == CLIENT_CLOSED || c == 404 || c == 410 => Ok(()),
@@ -478,9 +481,9 @@ impl Api {
     /// the credentials may not read bucket metadata (403; objects may still work).
     pub async fn bucket_exists(&self) -> Result<Option<bool>> {
         let url = format!("{}/storage/v1/b/{}", self.base, url_encode(&self.bucket));
-        let what = format!("bucket {}", self.bucket);
+        let what = format!("{}: bucket {}", self.describe, self.bucket);
         retry(self.policy, &what, || async {
-            let rb = self.request(Method::GET, &url).await?.timeout(METADATA_TIMEOUT);
+            let rb = self.request(Method::GET, &url, &what).await?.timeout(METADATA_TIMEOUT);
             let resp = self.send(rb, &what).await?;
             match resp.status() {
                 s if s.is_success() => Ok(Some(true)),
@@ -505,9 +508,9 @@ impl Api {
         if let Some(key) = &self.kms_key {
             body["encryption"] = serde_json::json!({ "defaultKmsKeyName": key });
         }
-        let what = format!("create bucket {} in project {project}", self.bucket);
+        let what = format!("{}: create bucket {} in project {project}", self.describe, self.bucket);
         retry(self.policy, &what, || async {
-            let rb = self.request(Method::POST, &url).await?.timeout(METADATA_TIMEOUT).json(&body);
+            let rb = self.request(Method::POST, &url, &what).await?.timeout(METADATA_TIMEOUT).json(&body);
             let resp = self.send(rb, &what).await?;
             match resp.status() {
                 s if s.is_success() || s == StatusCode::CONFLICT => Ok(()),

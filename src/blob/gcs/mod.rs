@@ -2,21 +2,21 @@
 //! an object is `<prefix>/<key>` in the bucket, its SHA-256 in the custom
 //! metadata `sha256`.
 //!
-//! The client is a small one of the JSON API v1 ([`api`]) over reqwest,
+//! The client is a small one of the JSON API v1 (`api`) over reqwest,
 //! with google-cloud-auth for the credentials: the official
 //! `google-cloud-storage` crate does its metadata calls (list, delete,
 //! get) through the gRPC StorageControl API, which emulators do not serve,
 //! ignores `STORAGE_EMULATOR_HOST`, and sends `Host` without the port; the
-//! JSON API is stable and versioned, and the store needs eight of its calls.
+//! JSON API is stable and versioned, and the store needs ten of its calls.
 //!
-//! - **Uploads** ([`upload`]): a resumable session fed chunks of 16 MiB (the
+//! - **Uploads** (`upload`): a resumable session fed chunks of 16 MiB (the
 //!   Go client's default; multiples of 256 KiB as GCS requires), the object
 //!   published by the final request. Smaller objects go in one multipart
 //!   request. The SHA-256 is in the object resource when known up front
 //!   (`PutOptions::expected_sha256`, or an object smaller than a chunk);
 //!   otherwise it is patched onto the new generation right after the final
 //!   request (`ifGenerationMatch`), so for a moment the object has no checksum.
-//! - **Reads** ([`download`]): the object resource, then `alt=media` of that
+//! - **Reads** (`download`): the object resource, then `alt=media` of that
 //!   generation, resumed after a broken connection.
 //! - **Listing**: `objects.list` by prefix from `startOffset`, cut to the
 //!   limit here (the cursor is the last key returned), following
@@ -77,10 +77,21 @@ impl std::fmt::Debug for GcsStore {
     }
 }
 
-/// The URL of an endpoint setting: `host:port` means plain http.
+/// The URL of an endpoint setting: `host:port` means plain http; a
+/// trailing `/storage/v1` (the Go client's form) is dropped.
 fn endpoint_url(endpoint: &str) -> String {
     let e = endpoint.trim().trim_end_matches('/');
+    let e = e.strip_suffix("/storage/v1").unwrap_or(e);
     if e.contains("://") { e.to_string() } else { format!("http://{e}") }
+}
+
+/// The endpoint: the `endpoint` parameter, else `STORAGE_EMULATOR_HOST`,
+/// else Google's.
+fn endpoint_for(param: Option<&str>, emulator_host: Option<&str>) -> String {
+    match param.or(emulator_host).map(str::trim).filter(|e| !e.is_empty()) {
+        Some(e) => endpoint_url(e),
+        None => GOOGLE_ENDPOINT.to_string(),
+    }
 }
 
 fn check_bucket(describe: &str, bucket: &str) -> Result<()> {
@@ -117,13 +128,7 @@ impl GcsStore {
         if !prefix.is_empty() {
             check_key(&prefix).map_err(|e| BlobError::bad(format!("{describe}: the prefix: {}", e.message)))?;
         }
-        let endpoint = match u.param("endpoint") {
-            Some(e) => endpoint_url(e),
-            None => match std::env::var(EMULATOR_HOST_VAR) {
-                Ok(e) if !e.trim().is_empty() => endpoint_url(&e),
-                _ => GOOGLE_ENDPOINT.to_string(),
-            },
-        };
+        let endpoint = endpoint_for(u.param("endpoint"), std::env::var(EMULATOR_HOST_VAR).ok().as_deref());
         let auth = if endpoint.starts_with("http://") {
             None
         } else {
@@ -293,6 +298,11 @@ mod tests {
     fn endpoints_and_buckets() {
         assert_eq!(endpoint_url("127.0.0.1:9023"), "http://127.0.0.1:9023");
         assert_eq!(endpoint_url("https://storage.example/"), "https://storage.example");
+        assert_eq!(endpoint_url("http://localhost:9023/storage/v1/"), "http://localhost:9023");
+        assert_eq!(endpoint_for(None, None), GOOGLE_ENDPOINT);
+        assert_eq!(endpoint_for(None, Some(" ")), GOOGLE_ENDPOINT);
+        assert_eq!(endpoint_for(None, Some("localhost:9023")), "http://localhost:9023");
+        assert_eq!(endpoint_for(Some("https://gcs.example"), Some("localhost:9023")), "https://gcs.example");
         for ok in ["abc", "my-bucket_1", "a.b.c"] {
             assert!(check_bucket("d", ok).is_ok(), "{ok}");
         }
