@@ -23,6 +23,8 @@
 #[cfg(feature = "azure")]
 pub mod azure;
 pub mod fs;
+#[cfg(feature = "gcs")]
+pub mod gcs;
 pub mod registry;
 pub mod retry;
 #[cfg(feature = "s3")]

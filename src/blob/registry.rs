@@ -35,11 +35,14 @@ pub async fn open_uri(u: &BlobUri, what: &str) -> Result<Arc<dyn BlobStore>> {
             }
             Ok(Arc::new(FsStore::open(Path::new(&u.path))?))
         }
-        // Each store adds its arm here behind its feature (S3, GCS, Azure).
+        // Each store has its arm here behind its feature.
         #[cfg(feature = "s3")]
-        "s3" => Ok(Arc::new(super::s3::S3Store::open(u).await?)),
+        "s3" => Ok(Arc::new(super::s3::S3Store::open(u).await.map_err(|e| in_setting(e, what))?)),
         #[cfg(not(feature = "s3"))]
         "s3" => Err(not_compiled(u, what, "s3")),
+        #[cfg(feature = "gcs")]
+        "gs" => Ok(Arc::new(super::gcs::GcsStore::open(u).await.map_err(|e| in_setting(e, what))?)),
+        #[cfg(not(feature = "gcs"))]
         "gs" => Err(not_compiled(u, what, "gcs")),
         #[cfg(feature = "azure")]
         "azblob" | "azblob-http" => {
@@ -54,11 +57,12 @@ pub async fn open_uri(u: &BlobUri, what: &str) -> Result<Arc<dyn BlobStore>> {
 }
 
 /// Prefixes a store's error with the setting that named it.
-#[cfg(feature = "azure")]
+#[cfg(any(feature = "s3", feature = "gcs", feature = "azure"))]
 fn in_setting(e: BlobError, what: &str) -> BlobError {
     BlobError::new(e.kind, format!("{what} {}", e.message))
 }
 
+#[cfg(not(all(feature = "s3", feature = "gcs", feature = "azure")))]
 fn not_compiled(u: &BlobUri, what: &str, feature: &str) -> BlobError {
     BlobError::bad(format!(
         "{what} {}: the {feature} object store is not compiled into this build (cargo feature `{feature}`)",

@@ -107,18 +107,7 @@ impl std::fmt::Debug for Connection {
     }
 }
 
-/// Percent-encodes everything but unreserved characters (RFC 3986).
-pub fn url_encode(s: &str) -> String {
-    s.bytes()
-        .map(|b| {
-            if b.is_ascii_alphanumeric() || b"-._~".contains(&b) {
-                (b as char).to_string()
-            } else {
-                format!("%{b:02X}")
-            }
-        })
-        .collect()
-}
+pub use super::url_encode;
 
 /// The URL of an `endpoint` option (`host:port` means plain HTTP).
 pub fn api_url(endpoint: &str) -> String {

@@ -1,11 +1,14 @@
 //! GCS fixture: gcp-storage-emulator (JSON API) started through
 //! `launchers/gcs_emulator.py`, which adds the `x-goog-generation`,
 //! `x-goog-metageneration` and `x-goog-stored-content-length` download headers
-//! the official Rust client needs. fake-gcs-server in a container. Ready once
-//! the bucket list answers.
+//! the official Rust client needs, paged listings (`maxResults`,
+//! `pageToken`, `startOffset`), cancelling a resumable session (DELETE), and
+//! removes two O(N^2) costs (see the launcher's docstring). fake-gcs-server in
+//! a container. Ready once the bucket list answers.
 //!
-//! Known gaps of the emulator: `ifGenerationMatch` is not enforced, and
-//! `maxResults`/`nextPageToken` are ignored. The official Rust client sends
+//! Known gaps of the emulator: `ifGenerationMatch` is not enforced, custom
+//! metadata is replaced (not merged) by a patch, and listings with a
+//! `delimiter` are not paged. The official Rust client sends
 //! `Host` without the port, which breaks resumable uploads (≥ 16 MiB) unless
 //! the emulator listens on port 80: [`GcsOptions`] allows that (e.g.
 //! `127.0.0.3:80`, which needs root).
