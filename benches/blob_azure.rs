@@ -15,8 +15,12 @@ use bytes::Bytes;
 use futures::StreamExt;
 use teleport::blob::azure::auth::SharedKey;
 use teleport::blob::azure::{API_VERSION, AzureStore};
-use teleport::blob::{BlobStore, BlobUri, PutOptions};
+use teleport::blob::{BlobUri, PutOptions};
 use testcontainers::Azurite;
+
+mod common;
+
+use common::blob::{get_streamed, put_streamed};
 
 struct Opts {
     size_mib: usize,
@@ -117,31 +121,6 @@ async fn raw_get(az: &Azurite, http: &reqwest::Client, container: &str, size: us
     t.elapsed().as_secs_f64()
 }
 
-async fn ours_put(store: &AzureStore, data: &Bytes) -> f64 {
-    let t = Instant::now();
-    let options = PutOptions { size_hint: Some(data.len() as u64), ..PutOptions::default() };
-    let mut w = store.put("ours.bin", options).await.expect("put");
-    let mut off = 0;
-    while off < data.len() {
-        let end = (off + (1 << 20)).min(data.len());
-        w.write(data.slice(off..end)).await.expect("write");
-        off = end;
-    }
-    w.finish().await.expect("finish");
-    t.elapsed().as_secs_f64()
-}
-
-async fn ours_get(store: &AzureStore, size: usize) -> f64 {
-    let t = Instant::now();
-    let mut read = store.get("ours.bin", None).await.expect("get");
-    let mut n = 0;
-    while let Some(c) = read.body.next().await {
-        n += c.expect("read (checked)").len();
-    }
-    assert_eq!(n, size);
-    t.elapsed().as_secs_f64()
-}
-
 #[tokio::main(flavor = "multi_thread")]
 async fn main() {
     let o = opts();
@@ -156,7 +135,7 @@ async fn main() {
     // Warm up both sides (connections, the emulator's first writes).
     let warm = data.slice(..data.len().min(1 << 20));
     raw_put(&az, &http, &container, &warm).await;
-    ours_put(&store, &warm).await;
+    put_streamed(&store, "ours.bin", &warm, PutOptions::default()).await;
 
     let raw_up = raw_put(&az, &http, &container, &data).await;
     let raw_down = raw_get(&az, &http, &container, data.len()).await;
@@ -169,10 +148,11 @@ async fn main() {
         let s = store.clone().with_block_size(block << 20);
         let blocks = raw_blocks(&az, &http, &container, &data, block << 20).await;
         rows.push((format!("raw Put Block x4 + Put Block List, {block} MiB"), blocks, String::new()));
-        let up = ours_put(&s, &data).await;
+        let options = PutOptions { size_hint: Some(data.len() as u64), ..PutOptions::default() };
+        let up = put_streamed(&s, "ours.bin", &data, options).await;
         let note = format!("{} of raw Put Blob, {} of raw blocks", pct(raw_up, up), pct(blocks, up));
         rows.push((format!("BlobStore put, {block} MiB blocks x4, 1 MiB writes"), up, note));
-        let down = ours_get(&s, data.len()).await;
+        let down = get_streamed(&s, "ours.bin", data.len()).await;
         rows.push((
             "BlobStore get, streamed, SHA-256 checked".to_string(),
             down,

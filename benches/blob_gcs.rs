@@ -14,47 +14,16 @@
 
 mod common;
 
+use common::blob::{arg, get_streamed, put_streamed};
+
 use std::time::Instant;
 
 use bytes::Bytes;
 use common::Row;
-use futures::StreamExt;
 use sha2::{Digest, Sha256};
 use teleport::blob::gcs::GcsStore;
 use teleport::blob::suite::pattern;
 use teleport::blob::{BlobStore, BlobUri, PutOptions};
-
-fn arg(name: &str) -> Option<String> {
-    let args: Vec<String> = std::env::args().collect();
-    args.iter().position(|a| a == name).and_then(|i| args.get(i + 1)).cloned()
-}
-
-/// Uploads `data` in 1 MiB writes; returns seconds.
-async fn ours_put(store: &GcsStore, key: &str, data: &Bytes, options: PutOptions) -> f64 {
-    let t = Instant::now();
-    let mut w = store.put(key, options).await.expect("put");
-    let mut at = 0;
-    while at < data.len() {
-        let end = (at + (1 << 20)).min(data.len());
-        w.write(data.slice(at..end)).await.expect("write");
-        at = end;
-    }
-    w.finish().await.expect("finish");
-    t.elapsed().as_secs_f64()
-}
-
-/// Reads `key` through the store (checked against its sha256); seconds.
-async fn ours_get(store: &GcsStore, key: &str, size: usize) -> f64 {
-    let t = Instant::now();
-    let mut read = store.get(key, None).await.expect("get");
-    assert!(read.info.sha256.is_some(), "the checksum is stored, so the read is checked");
-    let mut n = 0;
-    while let Some(chunk) = read.body.next().await {
-        n += chunk.expect("read").len();
-    }
-    assert_eq!(n, size);
-    t.elapsed().as_secs_f64()
-}
 
 #[tokio::main(flavor = "multi_thread")]
 async fn main() {
@@ -102,19 +71,19 @@ async fn main() {
 
     // Warm-up, not measured: the first resumable upload of the process (and
     // of the emulator) is consistently slower than the next ones.
-    ours_put(&store, "ours/warm-up", &data.slice(..(17 << 20).min(size)), PutOptions::default()).await;
+    put_streamed(&store, "ours/warm-up", &data.slice(..(17 << 20).min(size)), PutOptions::default()).await;
     store.delete("ours/warm-up").await.expect("delete");
 
     let first = rows.len();
-    let s = ours_put(&store, "ours/object", &data, PutOptions::default()).await;
+    let s = put_streamed(&store, "ours/object", &data, PutOptions::default()).await;
     rows.push(Row::new(label, "put", mib, s, "16 MiB chunks, 1 MiB writes, + metadata patch"));
     let known = PutOptions { expected_sha256: Some(sha.clone()), ..PutOptions::default() };
-    let s = ours_put(&store, "ours/known", &data, known).await;
+    let s = put_streamed(&store, "ours/known", &data, known).await;
     rows.push(Row::new(label, "put, sha256 known", mib, s, "16 MiB chunks, metadata up front"));
     for c in &chunks {
         let sized = store.clone().with_chunk_size(c << 20);
         let known = PutOptions { expected_sha256: Some(sha.clone()), ..PutOptions::default() };
-        let s = ours_put(&sized, &format!("ours/chunk-{c}"), &data, known).await;
+        let s = put_streamed(&sized, &format!("ours/chunk-{c}"), &data, known).await;
         rows.push(Row::new(label, &format!("put, {c} MiB chunks"), mib, s, "sha256 known"));
         sized.delete(&format!("ours/chunk-{c}")).await.expect("delete");
     }
@@ -122,7 +91,7 @@ async fn main() {
     let ops: Vec<&str> = ops.iter().map(String::as_str).collect();
     common::ratio(&mut rows[first..], &ops, raw_put, "raw media upload");
 
-    let s = ours_get(&store, "ours/object", size).await;
+    let s = get_streamed(&store, "ours/object", size).await;
     rows.push(Row::new(label, "get", mib, s, "streamed, SHA-256 checked"));
     let last = rows.len() - 1;
     common::ratio(&mut rows[last..], &["get"], raw_get, "raw media download");

@@ -13,6 +13,8 @@
 
 mod common;
 
+use common::blob::{arg, get_streamed, put_streamed};
+
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -26,38 +28,6 @@ use sha2::{Digest, Sha256};
 use teleport::blob::s3::S3Store;
 use teleport::blob::suite::pattern;
 use teleport::blob::{BlobStore, BlobUri, PutOptions};
-
-fn arg(name: &str) -> Option<String> {
-    let args: Vec<String> = std::env::args().collect();
-    args.iter().position(|a| a == name).and_then(|i| args.get(i + 1)).cloned()
-}
-
-/// Uploads `data` in 1 MiB writes; returns seconds.
-async fn ours_put(store: &S3Store, key: &str, data: &Bytes, options: PutOptions) -> f64 {
-    let t = Instant::now();
-    let mut w = store.put(key, options).await.expect("put");
-    let mut at = 0;
-    while at < data.len() {
-        let end = (at + (1 << 20)).min(data.len());
-        w.write(data.slice(at..end)).await.expect("write");
-        at = end;
-    }
-    w.finish().await.expect("finish");
-    t.elapsed().as_secs_f64()
-}
-
-/// Reads `key` through the store (checked against its sha256); seconds.
-async fn ours_get(store: &S3Store, key: &str, size: usize) -> f64 {
-    let t = Instant::now();
-    let mut read = store.get(key, None).await.expect("get");
-    assert!(read.info.sha256.is_some(), "the checksum is stored, so the read is checked");
-    let mut n = 0;
-    while let Some(chunk) = read.body.next().await {
-        n += chunk.expect("read").len();
-    }
-    assert_eq!(n, size);
-    t.elapsed().as_secs_f64()
-}
 
 /// A multipart upload of `data` in 8 MiB parts, 4 in flight, as bare as
 /// the SDK allows (no Content-MD5, no hashing).
@@ -172,15 +142,15 @@ async fn main() {
     rows.push(Row::new(raw_label, "CopyObject onto itself", mib, s, "the checksum step of put, alone"));
 
     let first = rows.len();
-    let s = ours_put(&store, "ours/object", &data, PutOptions::default()).await;
+    let s = put_streamed(&store, "ours/object", &data, PutOptions::default()).await;
     rows.push(Row::new(label, "put", mib, s, "8 MiB parts x4, 1 MiB writes, + checksum self-copy"));
     let known = PutOptions { expected_sha256: Some(sha.clone()), ..PutOptions::default() };
-    let s = ours_put(&store, "ours/known", &data, known).await;
+    let s = put_streamed(&store, "ours/known", &data, known).await;
     rows.push(Row::new(label, "put, sha256 known", mib, s, "8 MiB parts x4, metadata up front, no copy"));
     for p in &parts {
         let sized = store.with_part_size(p << 20).expect("part size");
         let known = PutOptions { expected_sha256: Some(sha.clone()), ..PutOptions::default() };
-        let s = ours_put(&sized, &format!("ours/part-{p}"), &data, known).await;
+        let s = put_streamed(&sized, &format!("ours/part-{p}"), &data, known).await;
         rows.push(Row::new(label, &format!("put, {p} MiB parts"), mib, s, "sha256 known, no copy"));
     }
     let ops: Vec<String> = rows[first..].iter().map(|r| r.op.clone()).collect();
@@ -188,7 +158,7 @@ async fn main() {
     common::ratio(&mut rows[first..], &ops, raw_put, "raw PutObject");
     common::ratio(&mut rows[first..], &ops, raw_mpu, "raw multipart");
 
-    let s = ours_get(&store, "ours/object", size).await;
+    let s = get_streamed(&store, "ours/object", size).await;
     rows.push(Row::new(label, "get", mib, s, "streamed, SHA-256 checked"));
     let last = rows.len() - 1;
     common::ratio(&mut rows[last..], &["get"], raw_get, "raw GetObject");

@@ -394,6 +394,8 @@ async fn auth_on_sqlite_with_tctl_restart_and_rename() {
     use std::os::unix::fs::PermissionsExt;
     let mode = std::fs::metadata(data_dir.join("admin-identity.pem")).unwrap().permissions().mode();
     assert_eq!(mode & 0o777, 0o600);
+    // The default session recording store is opened (created) at start.
+    assert!(data_dir.join("log").join("records").is_dir());
 
     // A second process on the same data dir fails clearly.
     let second = Command::new(env!("CARGO_BIN_EXE_teleport"))
@@ -439,6 +441,34 @@ async fn auth_on_sqlite_with_tctl_restart_and_rename() {
     assert!(!out.status.success());
     let e = text(&out.stderr);
     assert!(e.contains("\"example.test\"") && e.contains("\"other.test\""), "{e}");
+}
+
+#[test]
+fn a_bad_audit_sessions_uri_stops_the_start() {
+    let dir = tempfile::tempdir().unwrap();
+    for (uri, needle) in [
+        ("ftp://nowhere/recs", "unsupported scheme"),
+        ("file://host/recs", "takes no host"),
+        ("s3://bucket/p?region=us-east-1&bogus=1", "bogus"),
+    ] {
+        let here = dir.path().join(needle.replace(' ', "-"));
+        let storage = format!(
+            "  storage:\n    type: sqlite\n    path: {}\n    audit_sessions_uri: '{uri}'\n",
+            here.join("backend").display()
+        );
+        let (config, _, _, _) = write_config(&here, "example.test", &storage);
+        let out = Command::new(env!("CARGO_BIN_EXE_teleport"))
+            .args(["start", "--roles=auth", "-c"])
+            .arg(&config)
+            .output()
+            .unwrap();
+        assert!(!out.status.success(), "{uri}: started");
+        let e = text(&out.stderr);
+        assert!(
+            e.contains("session recording store") && e.contains("audit_sessions_uri") && e.contains(needle),
+            "{uri}: {e}"
+        );
+    }
 }
 
 #[tokio::test(flavor = "multi_thread")]

@@ -6,6 +6,8 @@
 
 #![allow(dead_code)]
 
+pub mod blob;
+
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};

@@ -19,7 +19,7 @@ use async_trait::async_trait;
 use bytes::Bytes;
 use chrono::{DateTime, Utc};
 use futures::StreamExt;
-use tokio::io::{AsyncSeekExt, AsyncWriteExt};
+use tokio::io::AsyncSeekExt;
 
 use super::{
     BlobError, BlobErrorKind, BlobInfo, BlobRead, BlobStore, BlobWriter, ByteRange, Checksum, ListPage, PutOptions,
@@ -37,7 +37,7 @@ pub const STALE_UPLOAD_AGE: Duration = Duration::from_secs(24 * 3600);
 const SHA_XATTR: &str = "user.teleport.sha256";
 
 /// Bytes per chunk of a read.
-const READ_CHUNK: usize = 256 * 1024;
+const READ_CHUNK: usize = 1 << 20;
 
 /// A directory of objects.
 #[derive(Debug, Clone)]
@@ -240,14 +240,7 @@ impl BlobStore for FsStore {
             open.mode(0o600);
         }
         let file = open.open(&temp).map_err(|e| io_err(format!("{}: create {}", self.what(key), temp.display()), e))?;
-        Ok(Box::new(FsWriter {
-            store: self.clone(),
-            key: key.to_string(),
-            temp: Some(temp),
-            file: Some(tokio::fs::File::from_std(file)),
-            sum: Checksum::default(),
-            options,
-        }))
+        Ok(Box::new(FsWriter::start(self.clone(), key.to_string(), temp, file, options)))
     }
 
     async fn get(&self, key: &str, range: Option<ByteRange>) -> Result<BlobRead> {
@@ -330,44 +323,87 @@ impl BlobStore for FsStore {
     }
 }
 
+/// Chunks queued to the writing thread (bounds an upload's memory to this
+/// many caller writes).
+const WRITE_QUEUE: usize = 4;
+
+/// An upload: the caller's task hashes each chunk and hands it through a
+/// bounded queue to a dedicated blocking thread that writes it, so hashing
+/// and disk writes run side by side and file I/O never blocks the async
+/// threads.
 struct FsWriter {
     store: FsStore,
     key: String,
     temp: Option<PathBuf>,
-    file: Option<tokio::fs::File>,
+    queue: Option<tokio::sync::mpsc::Sender<Bytes>>,
+    thread: Option<tokio::task::JoinHandle<Result<std::fs::File>>>,
     sum: Checksum,
     options: PutOptions,
 }
 
 impl FsWriter {
-    fn file(&mut self) -> Result<&mut tokio::fs::File> {
+    fn start(store: FsStore, key: String, temp: PathBuf, file: std::fs::File, options: PutOptions) -> FsWriter {
+        let (tx, mut rx) = tokio::sync::mpsc::channel::<Bytes>(WRITE_QUEUE);
+        let what = store.what(&key);
+        let thread = tokio::task::spawn_blocking(move || {
+            use std::io::Write;
+            let mut file = file;
+            while let Some(chunk) = rx.blocking_recv() {
+                file.write_all(&chunk).map_err(|e| io_err(&what, e))?;
+            }
+            Ok(file)
+        });
+        FsWriter {
+            store,
+            key,
+            temp: Some(temp),
+            queue: Some(tx),
+            thread: Some(thread),
+            sum: Checksum::default(),
+            options,
+        }
+    }
+
+    /// Closes the queue and waits for the thread: the file with everything
+    /// written, or the thread's error.
+    async fn drain(&mut self) -> Result<std::fs::File> {
         let what = self.store.what(&self.key);
-        self.file.as_mut().ok_or_else(|| BlobError::internal(format!("{what}: upload already finished")))
+        self.queue = None;
+        let thread =
+            self.thread.take().ok_or_else(|| BlobError::internal(format!("{what}: upload already finished")))?;
+        thread.await.map_err(|e| BlobError::internal(format!("{what}: writer thread: {e}")))?
     }
 }
 
 #[async_trait]
 impl BlobWriter for FsWriter {
     async fn write(&mut self, data: Bytes) -> Result<()> {
-        self.sum.update(&data);
         let what = self.store.what(&self.key);
-        self.file()?.write_all(&data).await.map_err(|e| io_err(what, e))
+        let queue =
+            self.queue.as_ref().ok_or_else(|| BlobError::internal(format!("{what}: upload already finished")))?;
+        self.sum.update(&data);
+        if queue.send(data).await.is_err() {
+            // The thread stopped: it failed; its error says why.
+            return match self.drain().await {
+                Err(e) => Err(e),
+                Ok(_) => Err(BlobError::internal(format!("{what}: writer thread stopped"))),
+            };
+        }
+        Ok(())
     }
 
     async fn finish(mut self: Box<Self>) -> Result<BlobInfo> {
         let what = self.store.what(&self.key);
-        let mut file =
-            self.file.take().ok_or_else(|| BlobError::internal(format!("{what}: upload already finished")))?;
-        file.flush().await.map_err(|e| io_err(&what, e))?;
-        let file = file.into_std().await;
+        let file = self.drain().await?;
         // A mismatch drops the writer, which removes the staged file.
         check_expected(&self.store.describe(), &self.key, &self.options, &self.sum)?;
         let sha = self.sum.hex();
         let temp = self.temp.clone().ok_or_else(|| BlobError::internal(format!("{what}: no staged file")))?;
         let target = self.store.path_of(&self.key);
         let what2 = what.clone();
+        let sha2 = sha.clone();
         tokio::task::spawn_blocking(move || -> Result<()> {
-            xattr::set(&file, SHA_XATTR, sha.as_bytes());
+            xattr::set(&file, SHA_XATTR, sha2.as_bytes());
             file.sync_all().map_err(|e| io_err(&what2, e))?;
             drop(file);
             let parent = target.parent().map(Path::to_path_buf).unwrap_or_default();
@@ -384,12 +420,13 @@ impl BlobWriter for FsWriter {
         let path = self.store.path_of(&self.key);
         let meta = std::fs::metadata(&path).map_err(|e| io_err(&what, e))?;
         let mut info = self.store.info_of(&self.key, &path, &meta);
-        info.sha256 = Some(self.sum.hex());
+        info.sha256 = Some(sha);
         Ok(info)
     }
 
     async fn abort(mut self: Box<Self>) -> Result<()> {
-        self.file = None;
+        // The thread's outcome does not matter: the file goes.
+        let _ = self.drain().await;
         if let Some(temp) = self.temp.take() {
             match tokio::fs::remove_file(&temp).await {
                 Ok(()) => {}

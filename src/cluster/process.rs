@@ -336,6 +336,16 @@ async fn run_auth(
         .await
         .map_err(|e| ProcessError::Config(format!("cannot open the audit log (audit_events_uri): {e}")))?;
     tracing::info!(store = %audit.describe(), "audit log opened");
+    // The session recording store of teleport.storage.audit_sessions_uri
+    // (default <data_dir>/log/records), opened at start as upstream does (a
+    // missing bucket or container is created), so a wrong URI or credentials
+    // stop the start here rather than at the first recorded session.
+    let sessions_uri = opts.config.storage().audit().audit_sessions_uri.clone();
+    let recordings =
+        crate::recordings::RecordingStore::open(sessions_uri.as_deref(), &paths.root, "audit_sessions_uri")
+            .await
+            .map_err(|e| ProcessError::Config(format!("cannot open the session recording store: {e}")))?;
+    tracing::info!(store = %recordings.describe(), "session recording store opened");
     let auth = auth.with_audit_log(audit);
     if report.first_start {
         tracing::info!(

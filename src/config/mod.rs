@@ -12,6 +12,7 @@ mod fields;
 pub mod file;
 pub mod sample;
 pub mod storage;
+pub mod uri;
 pub mod words;
 
 use std::path::{Path, PathBuf};
