@@ -469,3 +469,52 @@ fn system_time(secs: i64) -> SystemTime {
         UNIX_EPOCH.checked_sub(Duration::from_secs(secs.unsigned_abs())).unwrap_or(UNIX_EPOCH)
     }
 }
+
+/// Accepts any server certificate (neither chain nor name is checked) but
+/// still checks that the handshake is signed by the key of the certificate
+/// presented: libpq's `sslmode=prefer/require` and S3's `insecure=true`. The
+/// connection is encrypted; the server is not authenticated.
+#[derive(Debug)]
+pub struct AnyServerCertificate(rustls::crypto::WebPkiSupportedAlgorithms);
+
+impl AnyServerCertificate {
+    /// A verifier using `provider`'s signature algorithms.
+    pub fn new(provider: &rustls::crypto::CryptoProvider) -> AnyServerCertificate {
+        AnyServerCertificate(provider.signature_verification_algorithms)
+    }
+}
+
+impl rustls::client::danger::ServerCertVerifier for AnyServerCertificate {
+    fn verify_server_cert(
+        &self,
+        _end_entity: &CertificateDer<'_>,
+        _intermediates: &[CertificateDer<'_>],
+        _server_name: &rustls::pki_types::ServerName<'_>,
+        _ocsp_response: &[u8],
+        _now: rustls::pki_types::UnixTime,
+    ) -> Result<rustls::client::danger::ServerCertVerified, rustls::Error> {
+        Ok(rustls::client::danger::ServerCertVerified::assertion())
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &rustls::DigitallySignedStruct,
+    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls12_signature(message, cert, dss, &self.0)
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &rustls::DigitallySignedStruct,
+    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls13_signature(message, cert, dss, &self.0)
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<rustls::SignatureScheme> {
+        self.0.supported_schemes()
+    }
+}

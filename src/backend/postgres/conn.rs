@@ -22,7 +22,6 @@ use std::time::Duration;
 
 use rustls::client::WebPkiServerVerifier;
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
-use rustls::crypto::CryptoProvider;
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName, UnixTime};
 use rustls::{CertificateError, ClientConfig, DigitallySignedStruct, RootCertStore, SignatureScheme};
@@ -546,7 +545,8 @@ fn tls_config(t: &TlsSettings) -> Result<ClientConfig> {
     };
     let verifier: Arc<dyn ServerCertVerifier> = match mode {
         SslMode::Disable | SslMode::Allow | SslMode::Prefer | SslMode::Require => {
-            Arc::new(NoCertCheck(provider.clone()))
+            // libpq's `prefer` and `require`: encrypt, accept any certificate.
+            Arc::new(crate::crypto::tls::AnyServerCertificate::new(&provider))
         }
         SslMode::VerifyCa | SslMode::VerifyFull => {
             let roots = Arc::new(roots(t.root_cert.as_deref())?);
@@ -599,46 +599,6 @@ fn roots(root_cert: Option<&str>) -> Result<RootCertStore> {
         }
     }
     Ok(store)
-}
-
-/// libpq's `prefer` and `require`: encrypt, but accept any certificate (the
-/// handshake signature is still checked).
-#[derive(Debug)]
-struct NoCertCheck(Arc<CryptoProvider>);
-
-impl ServerCertVerifier for NoCertCheck {
-    fn verify_server_cert(
-        &self,
-        _end_entity: &CertificateDer<'_>,
-        _intermediates: &[CertificateDer<'_>],
-        _server_name: &ServerName<'_>,
-        _ocsp: &[u8],
-        _now: UnixTime,
-    ) -> std::result::Result<ServerCertVerified, rustls::Error> {
-        Ok(ServerCertVerified::assertion())
-    }
-
-    fn verify_tls12_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> std::result::Result<HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls12_signature(message, cert, dss, &self.0.signature_verification_algorithms)
-    }
-
-    fn verify_tls13_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> std::result::Result<HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls13_signature(message, cert, dss, &self.0.signature_verification_algorithms)
-    }
-
-    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
-        self.0.signature_verification_algorithms.supported_schemes()
-    }
 }
 
 /// libpq's `verify-ca`: a trusted chain, whatever name it is for.
