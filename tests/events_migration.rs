@@ -13,6 +13,23 @@ use teleport::events::{AuditLog, Event, EventsErrorKind, SearchParams};
 
 const MAY1: u64 = 1_714_521_600;
 
+/// Every event of `[from, to)` in `log`, searched in pages of 1000.
+async fn search_all(log: &dyn AuditLog, from: std::time::SystemTime, to: std::time::SystemTime) -> Vec<Event> {
+    let mut p = SearchParams::range(from, to);
+    p.limit = 1000;
+    let mut got = Vec::new();
+    loop {
+        let page = log.search(&p).await.unwrap();
+        assert!(page.events.len() <= 1000);
+        got.extend(page.events);
+        match page.next {
+            Some(c) => p.cursor = Some(c),
+            None => break,
+        }
+    }
+    got
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn file_to_file_50k() {
     let dir = tempfile::tempdir().unwrap();
@@ -50,19 +67,8 @@ async fn file_to_file_50k() {
     }
     eprintln!("imported twice in {:?}", t.elapsed());
 
-    let mut p = SearchParams::range(from, to);
-    p.limit = 1000;
-    let mut got = Vec::new();
     let t = Instant::now();
-    loop {
-        let page = dst.search(&p).await.unwrap();
-        assert!(page.events.len() <= 1000);
-        got.extend(page.events);
-        match page.next {
-            Some(c) => p.cursor = Some(c),
-            None => break,
-        }
-    }
+    let got = search_all(&dst, from, to).await;
     eprintln!("searched back in {:?}", t.elapsed());
     assert_eq!(got.len(), want.len(), "every event once");
     let mut sorted = want.clone();
@@ -136,19 +142,8 @@ async fn file_to_dynamodb_50k() {
     assert_eq!(stats.events, n);
     eprintln!("imported {n} events into DynamoDB (moto) in {:?}", t.elapsed());
 
-    let mut p = SearchParams::range(from, to);
-    p.limit = 1000;
-    let mut got: Vec<Event> = Vec::new();
     let t = Instant::now();
-    loop {
-        let page = dst.search(&p).await.unwrap();
-        assert!(page.events.len() <= 1000);
-        got.extend(page.events);
-        match page.next {
-            Some(c) => p.cursor = Some(c),
-            None => break,
-        }
-    }
+    let got = search_all(&dst, from, to).await;
     eprintln!("searched {} events back in {:?}", got.len(), t.elapsed());
     for w in got.windows(2) {
         assert!(w[0].time() <= w[1].time(), "out of time order: {:?} then {:?}", w[0].str("time"), w[1].str("time"));

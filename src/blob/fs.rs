@@ -178,6 +178,24 @@ impl FsStore {
         format!("{}: {key}", self.describe())
     }
 
+    /// Up to `limit` objects under `prefix` after `after` (blocking).
+    fn page_under(&self, prefix: &str, after: Option<&str>, limit: usize) -> Result<ListPage> {
+        let mut items = Vec::new();
+        let mut next = None;
+        for key in self.keys_under(prefix)?.into_iter().filter(|k| after.is_none_or(|a| k.as_str() > a)) {
+            if items.len() == limit {
+                next = items.last().map(|i: &BlobInfo| i.key.clone());
+                break;
+            }
+            let path = self.path_of(&key);
+            // A file deleted between the walk and now is simply not listed.
+            if let Ok(meta) = std::fs::metadata(&path) {
+                items.push(self.info_of(&key, &path, &meta));
+            }
+        }
+        Ok(ListPage { items, next })
+    }
+
     /// Every key under `prefix`, sorted (blocking).
     fn keys_under(&self, prefix: &str) -> Result<Vec<String>> {
         // Walk only the directory the prefix names; filter its last segment.
@@ -285,24 +303,12 @@ impl BlobStore for FsStore {
         check_prefix(prefix)?;
         let store = self.clone();
         let prefix = prefix.to_string();
-        let keys = tokio::task::spawn_blocking(move || store.keys_under(&prefix))
+        let after = after.map(str::to_string);
+        // The walk and each listed file's metadata and checksum attribute are
+        // file system calls: all of them off the async threads.
+        tokio::task::spawn_blocking(move || store.page_under(&prefix, after.as_deref(), limit.max(1)))
             .await
-            .map_err(|e| BlobError::internal(format!("{}: list: {e}", self.describe())))??;
-        let limit = limit.max(1);
-        let mut items = Vec::new();
-        let mut next = None;
-        for key in keys.into_iter().filter(|k| after.is_none_or(|a| k.as_str() > a)) {
-            if items.len() == limit {
-                next = items.last().map(|i: &BlobInfo| i.key.clone());
-                break;
-            }
-            let path = self.path_of(&key);
-            // A file deleted between the walk and now is simply not listed.
-            if let Ok(meta) = std::fs::metadata(&path) {
-                items.push(self.info_of(&key, &path, &meta));
-            }
-        }
-        Ok(ListPage { items, next })
+            .map_err(|e| BlobError::internal(format!("{}: list: {e}", self.describe())))?
     }
 
     async fn delete(&self, key: &str) -> Result<()> {

@@ -531,6 +531,26 @@ pub async fn copy(src: &dyn BlobStore, src_key: &str, dst: &dyn BlobStore, dst_k
     let Some(info) = src.head(src_key).await? else {
         return Err(BlobError::not_found(format!("{}: {src_key}: no such object", src.describe())));
     };
+    copy_object(src, &info, dst, dst_key).await
+}
+
+/// [`copy`] of an object a listing already described: no second request
+/// for it when the listing carried its checksum (S3 listings do not, so
+/// the object is asked for its stored one then, rather than read).
+pub async fn copy_object(
+    src: &dyn BlobStore,
+    listed: &BlobInfo,
+    dst: &dyn BlobStore,
+    dst_key: &str,
+) -> Result<CopyOutcome> {
+    let src_key = listed.key.as_str();
+    let info = match listed.sha256 {
+        Some(_) => listed.clone(),
+        None => src
+            .head(src_key)
+            .await?
+            .ok_or_else(|| BlobError::not_found(format!("{}: {src_key}: no such object", src.describe())))?,
+    };
     let src_sha = sha256_of(src, &info).await?;
     if let Some(existing) = dst.head(dst_key).await?
         && existing.size == info.size

@@ -81,7 +81,7 @@ pub async fn transfer(
                     s.insert(r.sid.clone());
                 }
                 let outcome =
-                    blob::copy(src.blob().as_ref(), &r.object.key, dst.blob().as_ref(), &dst.key_of(&r.sid)).await;
+                    blob::copy_object(src.blob().as_ref(), &r.object, dst.blob().as_ref(), &dst.key_of(&r.sid)).await;
                 let snapshot = {
                     let mut rep = report.lock().unwrap_or_else(|p| p.into_inner());
                     match outcome {

@@ -257,6 +257,11 @@ impl Api {
         serde_json::from_slice(&bytes).map_err(|e| BlobError::internal(format!("{what}: unexpected answer: {e}")))
     }
 
+    /// The answer's JSON body when it is a success, else the error it says.
+    async fn success_json<T: serde::de::DeserializeOwned>(&self, resp: Response, what: &str) -> Result<T> {
+        if resp.status().is_success() { self.json(resp, what).await } else { Err(self.status_error(resp, what).await) }
+    }
+
     /// The object `name`, or None.
     pub async fn get_object(&self, name: &str, what: &str) -> Result<Option<ObjectResource>> {
         let url = self.object_url(name);
@@ -303,11 +308,7 @@ impl Api {
         retry(self.policy, what, || async {
             let rb = self.request(Method::PATCH, &url, what).await?.timeout(METADATA_TIMEOUT).json(&body);
             let resp = self.send(rb, what).await?;
-            if resp.status().is_success() {
-                self.json(resp, what).await
-            } else {
-                Err(self.status_error(resp, what).await)
-            }
+            self.success_json(resp, what).await
         })
         .await
     }
@@ -339,10 +340,7 @@ impl Api {
         retry(self.policy, what, || async {
             let rb = self.request(Method::GET, &url, what).await?.timeout(METADATA_TIMEOUT);
             let resp = self.send(rb, what).await?;
-            if !resp.status().is_success() {
-                return Err(self.status_error(resp, what).await);
-            }
-            let page: ListResponse = self.json(resp, what).await?;
+            let page: ListResponse = self.success_json(resp, what).await?;
             Ok((page.items, page.next_page_token.filter(|t| !t.is_empty())))
         })
         .await
@@ -395,11 +393,7 @@ impl Api {
             let rb =
                 self.request(Method::POST, &url, what).await?.header(CONTENT_TYPE, &content_type).body(body.clone());
             let resp = self.send(rb, what).await?;
-            if resp.status().is_success() {
-                self.json(resp, what).await
-            } else {
-                Err(self.status_error(resp, what).await)
-            }
+            self.success_json(resp, what).await
         })
         .await
     }
