@@ -78,3 +78,43 @@ pub(crate) fn version_line(prog: &str) -> String {
         crate::backend::registry::supported_types().join(", ")
     )
 }
+
+/// What tctl and tsh read from a host's teleport.yaml: only the fields they
+/// need, so a config carrying fields of services they do not know still
+/// works.
+#[derive(Debug, Default)]
+pub(crate) struct HostConfig {
+    /// `teleport.data_dir`.
+    pub data_dir: Option<std::path::PathBuf>,
+    /// `auth_service.listen_addr`.
+    pub auth_listen: Option<String>,
+    /// `teleport.storage.audit_events_uri`, a string or a list.
+    pub audit_events_uri: Vec<String>,
+    /// `teleport.storage.audit_sessions_uri`.
+    pub audit_sessions_uri: Option<String>,
+}
+
+impl HostConfig {
+    /// Reads `config`, else /etc/teleport.yaml when it exists, else nothing.
+    pub fn load(config: Option<&std::path::Path>) -> anyhow::Result<HostConfig> {
+        use anyhow::Context;
+        let default = std::path::Path::new(teleport::DEFAULT_CONFIG);
+        let Some(path) = config.or_else(|| default.exists().then_some(default)) else {
+            return Ok(HostConfig::default());
+        };
+        let text = std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
+        let v: serde_json::Value =
+            serde_norway::from_str(&text).with_context(|| format!("{} is not valid YAML", path.display()))?;
+        let storage = &v["teleport"]["storage"];
+        Ok(HostConfig {
+            data_dir: v["teleport"]["data_dir"].as_str().map(std::path::PathBuf::from),
+            auth_listen: v["auth_service"]["listen_addr"].as_str().map(str::to_string),
+            audit_events_uri: match &storage["audit_events_uri"] {
+                serde_json::Value::String(s) => vec![s.clone()],
+                serde_json::Value::Array(a) => a.iter().filter_map(|u| u.as_str().map(str::to_string)).collect(),
+                _ => Vec::new(),
+            },
+            audit_sessions_uri: storage["audit_sessions_uri"].as_str().map(str::to_string),
+        })
+    }
+}

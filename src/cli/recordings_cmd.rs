@@ -5,7 +5,7 @@
 //! with `-c` (or /etc/teleport.yaml), else `<data_dir>/log/records`.
 
 use std::io::IsTerminal;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
@@ -132,21 +132,12 @@ pub struct HostStore {
 }
 
 impl HostStore {
-    /// Reads them from `config` (a teleport.yaml), or the defaults.
-    pub fn from_config(config: Option<&Path>) -> anyhow::Result<HostStore> {
-        let default_config = Path::new(super::teleport::DEFAULT_CONFIG);
-        let path = config.or_else(|| default_config.exists().then_some(default_config));
-        let mut host = HostStore { data_dir: PathBuf::from(crate::config::DEFAULT_DATA_DIR), sessions_uri: None };
-        if let Some(path) = path {
-            let text = std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
-            let v: serde_json::Value =
-                serde_norway::from_str(&text).with_context(|| format!("{} is not valid YAML", path.display()))?;
-            if let Some(d) = v["teleport"]["data_dir"].as_str() {
-                host.data_dir = PathBuf::from(d);
-            }
-            host.sessions_uri = v["teleport"]["storage"]["audit_sessions_uri"].as_str().map(str::to_string);
+    /// From a host's teleport.yaml (default data dir /var/lib/teleport).
+    pub fn from_config(host: &super::HostConfig) -> HostStore {
+        HostStore {
+            data_dir: host.data_dir.clone().unwrap_or_else(|| PathBuf::from(crate::config::DEFAULT_DATA_DIR)),
+            sessions_uri: host.audit_sessions_uri.clone(),
         }
-        Ok(host)
     }
 
     /// Opens `uri`, or the host's store.

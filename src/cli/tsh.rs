@@ -45,7 +45,7 @@ pub fn main() -> ExitCode {
             let config = cli.config;
             super::run_async("tsh", async move {
                 crate::crypto::install_default_provider();
-                let host = HostStore::from_config(config.as_deref())?;
+                let host = HostStore::from_config(&super::HostConfig::load(config.as_deref())?);
                 play_cmd(&host, args).await
             })
         }

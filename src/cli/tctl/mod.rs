@@ -13,10 +13,10 @@ mod users_cmd;
 
 pub(crate) use events_cmd::parse_time_flag;
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::ExitCode;
 
-use anyhow::{Context, bail};
+use anyhow::bail;
 use clap::{Args, Parser, Subcommand};
 
 use crate::cluster::client::ApiClient;
@@ -110,8 +110,8 @@ async fn run(conn: Conn, command: Command) -> anyhow::Result<ExitCode> {
     let command = match command {
         Command::Events(c) => return events_cmd::run(&conn, c).await,
         Command::Recordings(c) => {
-            let host = super::recordings_cmd::HostStore::from_config(conn.config.as_deref())?;
-            return super::recordings_cmd::run(&host, c).await;
+            return super::recordings_cmd::run(&super::recordings_cmd::HostStore::from_config(&conn.host_config()?), c)
+                .await;
         }
         other => other,
     };
@@ -128,8 +128,7 @@ async fn run(conn: Conn, command: Command) -> anyhow::Result<ExitCode> {
         Command::Auth(c) => auth_cmd::run(&client, c).await,
         Command::Events(c) => events_cmd::run(&conn, c).await,
         Command::Recordings(c) => {
-            let host = super::recordings_cmd::HostStore::from_config(conn.config.as_deref())?;
-            super::recordings_cmd::run(&host, c).await
+            super::recordings_cmd::run(&super::recordings_cmd::HostStore::from_config(&conn.host_config()?), c).await
         }
     }
 }
@@ -137,31 +136,6 @@ async fn run(conn: Conn, command: Command) -> anyhow::Result<ExitCode> {
 fn unreachable_version() -> anyhow::Result<ExitCode> {
     println!("{}", super::version_line("tctl"));
     Ok(ExitCode::SUCCESS)
-}
-
-/// What tctl read from teleport.yaml: only the fields it needs, so a
-/// config carrying fields of services tctl does not know still works.
-#[derive(Debug, Default)]
-struct HostConfig {
-    data_dir: Option<PathBuf>,
-    auth_listen: Option<String>,
-    /// `teleport.storage.audit_events_uri`, a string or a list.
-    audit_events_uri: Vec<String>,
-}
-
-fn read_host_config(path: &Path) -> anyhow::Result<HostConfig> {
-    let text = std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
-    let v: serde_json::Value =
-        serde_norway::from_str(&text).with_context(|| format!("{} is not valid YAML", path.display()))?;
-    Ok(HostConfig {
-        data_dir: v["teleport"]["data_dir"].as_str().map(PathBuf::from),
-        auth_listen: v["auth_service"]["listen_addr"].as_str().map(str::to_string),
-        audit_events_uri: match &v["teleport"]["storage"]["audit_events_uri"] {
-            serde_json::Value::String(s) => vec![s.clone()],
-            serde_json::Value::Array(a) => a.iter().filter_map(|u| u.as_str().map(str::to_string)).collect(),
-            _ => Vec::new(),
-        },
-    })
 }
 
 /// A listen address as a dialable one: `0.0.0.0:3025` and `:3025` become
@@ -179,14 +153,8 @@ fn dialable(listen: &str) -> String {
 }
 
 impl Conn {
-    fn host_config(&self) -> anyhow::Result<HostConfig> {
-        match &self.config {
-            Some(p) => read_host_config(p),
-            None if Path::new(super::teleport::DEFAULT_CONFIG).exists() => {
-                read_host_config(Path::new(super::teleport::DEFAULT_CONFIG))
-            }
-            None => Ok(HostConfig::default()),
-        }
+    fn host_config(&self) -> anyhow::Result<super::HostConfig> {
+        super::HostConfig::load(self.config.as_deref())
     }
 
     /// The data dir of the local auth server.
